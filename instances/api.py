@@ -1,0 +1,40 @@
+from django.http import HttpRequest
+from ninja import Router
+
+from instances import services
+from instances.models import InstanceConfig
+from instances.schemas import InstanceIn, InstanceOut, InstanceUpdate
+
+router = Router(tags=["instances"])
+
+
+@router.post("", response={201: InstanceOut})
+def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, InstanceConfig]:
+    return 201, services.create_instance(**payload.model_dump())
+
+
+@router.get("", response=list[InstanceOut])
+def list_instances(request: HttpRequest) -> list[InstanceConfig]:
+    return list(InstanceConfig.objects.order_by("name"))
+
+
+@router.get("/{name}", response=InstanceOut)
+def get_instance(request: HttpRequest, name: str) -> InstanceConfig:
+    return services.get_instance(name)
+
+
+@router.api_operation(["PUT", "PATCH"], "/{name}", response=InstanceOut)
+def update_instance(request: HttpRequest, name: str, payload: InstanceUpdate) -> InstanceConfig:
+    changes = payload.model_dump(exclude_unset=True)
+    return services.update_instance(services.get_instance(name), **changes)
+
+
+@router.delete("/{name}", response={204: None})
+def delete_instance(request: HttpRequest, name: str) -> tuple[int, None]:
+    services.delete_instance(services.get_instance(name))
+    return 204, None
+
+
+@router.post("/{name}/set-default", response=InstanceOut)
+def set_default_instance(request: HttpRequest, name: str) -> InstanceConfig:
+    return services.set_default_instance(services.get_instance(name))

@@ -1,0 +1,182 @@
+"""Every write to tenants goes through here: the REST API, the admin and the CLI share it."""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from instances.models import InstanceConfig
+
+logger = logging.getLogger(__name__)
+
+EDITABLE_FIELDS = frozenset(
+    {
+        "evolution_url",
+        "evolution_key",
+        "whatsapp_instance",
+        "session_id_prefix",
+        "agent_api_url",
+        "agent_api_key",
+        "default_agent",
+        "agent_timeout",
+        "is_default",
+    }
+)
+SECRET_FIELDS = frozenset({"evolution_key", "agent_api_key"})
+_SET_DEFAULT_ATTEMPTS = 5
+
+
+class InstanceNotFoundError(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"instance {name!r} not found")
+        self.name = name
+
+
+class InstanceExistsError(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"instance {name!r} already exists")
+        self.name = name
+
+
+def get_instance(name: str) -> InstanceConfig:
+    try:
+        return InstanceConfig.objects.get(name=name)
+    except InstanceConfig.DoesNotExist:
+        raise InstanceNotFoundError(name) from None
+
+
+def create_instance(
+    *,
+    name: str,
+    evolution_url: str,
+    evolution_key: str,
+    whatsapp_instance: str,
+    agent_api_url: str,
+    default_agent: str,
+    agent_api_key: str = "",
+    session_id_prefix: str = "",
+    agent_timeout: int = 60,
+    is_default: bool = False,
+) -> InstanceConfig:
+    instance = InstanceConfig(
+        name=name,
+        evolution_url=evolution_url,
+        evolution_key=evolution_key,
+        whatsapp_instance=whatsapp_instance,
+        session_id_prefix=session_id_prefix,
+        agent_api_url=agent_api_url,
+        agent_api_key=agent_api_key,
+        default_agent=default_agent,
+        agent_timeout=agent_timeout,
+    )
+    _validate(instance, require_evolution=True)
+    if InstanceConfig.objects.filter(name=name).exists():
+        raise InstanceExistsError(name)
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError:
+        raise InstanceExistsError(name) from None
+    if is_default:
+        instance = set_default_instance(instance)
+    logger.info("instance created: %s", instance.name)
+    return instance
+
+
+def update_instance(instance: InstanceConfig, **changes: Any) -> InstanceConfig:
+    """Change only the fields given; a secret given as None or "" keeps the stored one."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError({field: "This field cannot be changed." for field in unknown})
+    make_default = changes.pop("is_default", None)
+    for field, value in changes.items():
+        if field in SECRET_FIELDS and not value:
+            continue
+        setattr(instance, field, value)
+    if make_default is False:
+        instance.is_default = False
+    _validate(instance, require_evolution=bool(instance.evolution_url or instance.evolution_key))
+    instance.save()
+    if make_default:
+        instance = set_default_instance(instance)
+    logger.info("instance updated: %s", instance.name)
+    return instance
+
+
+def delete_instance(instance: InstanceConfig) -> None:
+    instance.delete()
+    logger.info("instance deleted: %s", instance.name)
+
+
+def set_default_instance(instance: InstanceConfig) -> InstanceConfig:
+    """Make `instance` the one default tenant, un-defaulting the previous one atomically.
+
+    Two concurrent calls can both see "no default yet" and then collide on the unique
+    constraint; the loser simply tries again and wins over the winner, as the last writer should.
+    """
+    for attempt in range(1, _SET_DEFAULT_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                list(InstanceConfig.objects.select_for_update().filter(is_default=True))
+                InstanceConfig.objects.filter(is_default=True).exclude(pk=instance.pk).update(
+                    is_default=False
+                )
+                InstanceConfig.objects.filter(pk=instance.pk).update(is_default=True)
+            break
+        except IntegrityError:
+            if attempt == _SET_DEFAULT_ATTEMPTS:
+                raise
+    instance.refresh_from_db()
+    logger.info("default instance is now %s", instance.name)
+    return instance
+
+
+def seed_default_instance(config: dict[str, Any]) -> InstanceConfig | None:
+    """Create the default tenant from .env values, but only into an empty table."""
+    if not config.get("agent_api_url") or InstanceConfig.objects.exists():
+        return None
+    instance = InstanceConfig(**config, is_default=True)
+    try:
+        _validate(instance, require_evolution=False)
+    except ValidationError as error:
+        logger.warning(
+            "default instance not seeded from .env: %s", describe_validation_error(error)
+        )
+        return None
+    instance.save()
+    logger.info("default instance seeded from .env: %s", instance.name)
+    return instance
+
+
+def rotate_encryption_keys() -> int:
+    """Re-encrypt every stored secret with the first key; returns how many rows were rewritten."""
+    count = 0
+    for instance in InstanceConfig.objects.order_by("pk").iterator():
+        # Loading decrypted with any key; saving encrypts with the first.
+        instance.save(update_fields=list(SECRET_FIELDS))
+        count += 1
+    return count
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each invalid field, for the CLI and logs."""
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)
+
+
+def _validate(instance: InstanceConfig, *, require_evolution: bool) -> None:
+    errors: dict[str, list[str]] = {}
+    try:
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    if require_evolution:
+        for field in ("evolution_url", "evolution_key"):
+            if not getattr(instance, field) and field not in errors:
+                errors[field] = ["This field is required."]
+    if errors:
+        raise ValidationError(errors)

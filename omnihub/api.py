@@ -1,0 +1,80 @@
+"""The project-level REST API: authentication, one router per app, domain errors → HTTP."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
+from ninja import NinjaAPI
+from ninja.security import APIKeyHeader, HttpBearer
+
+from instances.api import router as instances_router
+from instances.services import InstanceExistsError, InstanceNotFoundError
+
+
+class ApiKeyNotConfiguredError(Exception):
+    pass
+
+
+def _is_valid_api_key(key: str | None) -> bool:
+    expected = settings.OMNIHUB_API_KEY
+    if not expected:
+        # Never fall open: an unset key means nobody gets in, and the operator is told why.
+        raise ApiKeyNotConfiguredError
+    return bool(key) and constant_time_compare(key, expected)
+
+
+class ApiKeyHeaderAuth(APIKeyHeader):
+    param_name = "X-API-Key"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> bool:
+        return _is_valid_api_key(key)
+
+
+class BearerAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> bool:
+        return _is_valid_api_key(token)
+
+
+api = NinjaAPI(
+    title="Omnihub",
+    version="1",
+    urls_namespace="api",
+    docs_url="/docs",
+    auth=[ApiKeyHeaderAuth(), BearerAuth()],
+)
+api.add_router("/instances", instances_router)
+
+
+def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
+    if not hasattr(error, "error_dict"):
+        return [
+            {"loc": ["body"], "msg": message, "type": "value_error"} for message in error.messages
+        ]
+    return [
+        {"loc": ["body", field], "msg": message, "type": "value_error"}
+        for field, messages in error.message_dict.items()
+        for message in messages
+    ]
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    return api.create_response(request, {"detail": _field_errors(error)}, status=422)
+
+
+@api.exception_handler(InstanceNotFoundError)
+def on_not_found(request: HttpRequest, error: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(error)}, status=404)
+
+
+@api.exception_handler(InstanceExistsError)
+def on_conflict(request: HttpRequest, error: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(error)}, status=409)
+
+
+@api.exception_handler(ApiKeyNotConfiguredError)
+def on_api_key_not_configured(request: HttpRequest, error: Exception) -> HttpResponse:
+    detail = "The API is disabled: set OMNIHUB_API_KEY in the environment to enable it."
+    return api.create_response(request, {"detail": detail}, status=503)

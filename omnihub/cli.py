@@ -1,0 +1,11 @@
+"""`omnihub <command>` is `python manage.py <command>`, from any directory."""
+
+import os
+import sys
+
+from django.core.management import execute_from_command_line
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnihub.settings")
+    execute_from_command_line(sys.argv)

@@ -1,0 +1,25 @@
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the admin user from OMNIHUB_ADMIN_USER/OMNIHUB_ADMIN_PASSWORD, if set and absent."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        username, password = settings.OMNIHUB_ADMIN_USER, settings.OMNIHUB_ADMIN_PASSWORD
+        users = get_user_model().objects
+        if username and password:
+            if users.filter(username=username).exists():
+                return
+            users.create_superuser(username=username, password=password, email="")
+            self.stdout.write(f"created admin user {username!r}")
+        elif not users.filter(is_superuser=True).exists():
+            self.stdout.write(
+                "No admin user yet: run `.venv/bin/omnihub createsuperuser`, or set "
+                "OMNIHUB_ADMIN_USER and OMNIHUB_ADMIN_PASSWORD in .env."
+            )

@@ -1,0 +1,142 @@
+"""Omnihub settings: the only module that reads the environment."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# Real environment variables win over the file; the tests point this at an empty file.
+environ.Env.read_env(env.str("OMNIHUB_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
+
+SECRET_KEY = env.str("SECRET_KEY")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_tasks_db",
+    "omnihub",
+    "instances",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "omnihub.middleware.JsonApiErrorsMiddleware",
+]
+
+ROOT_URLCONF = "omnihub.urls"
+ASGI_APPLICATION = "omnihub.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite is the zero-setup default (a file beside the code, WAL mode so the web process and
+# the workers read while one writes); PostgreSQL via DATABASE_URL in production.
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'omnihub.db'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
+    # A file, not memory: the pipeline tests run worker threads beside the test itself.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_omnihub.db")}
+else:
+    # No ASGI lifespan in Django: persistent connections would leak per request thread.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Webhooks carry base64 media; Evolution's own limit is well under this.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Omnihub ---------------------------------------------------------------------------------
+OMNIHUB_API_KEY = env.str("OMNIHUB_API_KEY", default="")
+OMNIHUB_ENCRYPTION_KEYS = env.list("OMNIHUB_ENCRYPTION_KEYS", default=[])
+OMNIHUB_ADMIN_USER = env.str("OMNIHUB_ADMIN_USER", default="")
+OMNIHUB_ADMIN_PASSWORD = env.str("OMNIHUB_ADMIN_PASSWORD", default="")
+OMNIHUB_PUBLIC_URL = env.str("OMNIHUB_PUBLIC_URL", default="")
+API_HOST = env.str("API_HOST", default="127.0.0.1")
+API_PORT = env.int("API_PORT", default=8000)
+
+# The default tenant, seeded from these after `migrate` when no tenant exists yet.
+DEFAULT_INSTANCE = {
+    "name": env.str("WHATSAPP_INSTANCE", default="") or "default",
+    "whatsapp_instance": env.str("WHATSAPP_INSTANCE", default="") or "default",
+    "session_id_prefix": env.str("SESSION_ID_PREFIX", default=""),
+    "agent_api_url": env.str("AGENT_API_URL", default=""),
+    "agent_api_key": env.str("AGENT_API_KEY", default=""),
+    "default_agent": env.str("DEFAULT_AGENT_NAME", default=""),
+    "agent_timeout": env.int("AGENT_API_TIMEOUT", default=60),
+    "evolution_url": env.str("EVOLUTION_API_URL", default=""),
+    "evolution_key": env.str("EVOLUTION_API_KEY", default=""),
+}
+
+# Legacy settings of the single-tenant service, kept so old .env files stay valid.
+EVOLUTION_TRANSCRIPT_API = env.str("EVOLUTION_TRANSCRIPT_API", default="")
+EVOLUTION_TRANSCRIPT_API_KEY = env.str("EVOLUTION_TRANSCRIPT_API_KEY", default="")
+EVOLUTION_MINIO_URL = env.str("EVOLUTION_MINIO_URL", default="")
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
