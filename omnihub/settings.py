@@ -71,8 +71,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 30,
         }
     )
-    # A file, not memory: the pipeline tests run worker threads beside the test itself.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_omnihub.db")}
 else:
     # No ASGI lifespan in Django: persistent connections would leak per request thread.
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -1,6 +1,7 @@
 """Test settings: hermetic (no .env), with keys of their own."""
 
 import os
+import tempfile
 
 os.environ["OMNIHUB_ENV_FILE"] = os.devnull
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
@@ -14,3 +15,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory: pipeline tests run worker threads (and processes) beside the test.
+    # One per test run, so parallel runs on one machine do not share it.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.environ.get(
+            "OMNIHUB_TEST_DB", os.path.join(tempfile.gettempdir(), f"omnihub-test-{os.getpid()}.db")
+        )
+    }
