@@ -1,5 +1,5 @@
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from instances import services
 from instances.models import InstanceConfig
@@ -9,8 +9,8 @@ router = Router(tags=["instances"])
 
 
 @router.post("", response={201: InstanceOut})
-def create_instance(request: HttpRequest, payload: InstanceIn) -> tuple[int, InstanceConfig]:
-    return 201, services.create_instance(**payload.model_dump())
+def create_instance(request: HttpRequest, payload: InstanceIn) -> Status[InstanceConfig]:
+    return Status(201, services.create_instance(**payload.model_dump()))
 
 
 @router.get("", response=list[InstanceOut])
@@ -30,9 +30,9 @@ def update_instance(request: HttpRequest, name: str, payload: InstanceUpdate) ->
 
 
 @router.delete("/{name}", response={204: None})
-def delete_instance(request: HttpRequest, name: str) -> tuple[int, None]:
+def delete_instance(request: HttpRequest, name: str) -> Status[None]:
     services.delete_instance(services.get_instance(name))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/{name}/set-default", response=InstanceOut)

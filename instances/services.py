@@ -4,7 +4,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from instances.models import InstanceConfig
 
@@ -24,7 +24,8 @@ EDITABLE_FIELDS = frozenset(
     }
 )
 SECRET_FIELDS = frozenset({"evolution_key", "agent_api_key"})
-_SET_DEFAULT_ATTEMPTS = 5
+# Any fixed 64-bit number, unique within Omnihub, names the advisory lock.
+_DEFAULT_INSTANCE_LOCK = 0x6F6D6E6964656661
 
 
 class InstanceNotFoundError(Exception):
@@ -110,26 +111,25 @@ def delete_instance(instance: InstanceConfig) -> None:
 
 
 def set_default_instance(instance: InstanceConfig) -> InstanceConfig:
-    """Make `instance` the one default tenant, un-defaulting the previous one atomically.
-
-    Two concurrent calls can both see "no default yet" and then collide on the unique
-    constraint; the loser simply tries again and wins over the winner, as the last writer should.
-    """
-    for attempt in range(1, _SET_DEFAULT_ATTEMPTS + 1):
-        try:
-            with transaction.atomic():
-                list(InstanceConfig.objects.select_for_update().filter(is_default=True))
-                InstanceConfig.objects.filter(is_default=True).exclude(pk=instance.pk).update(
-                    is_default=False
-                )
-                InstanceConfig.objects.filter(pk=instance.pk).update(is_default=True)
-            break
-        except IntegrityError:
-            if attempt == _SET_DEFAULT_ATTEMPTS:
-                raise
+    """Make `instance` the one default tenant, un-defaulting the previous one atomically."""
+    with transaction.atomic():
+        _serialize_default_changes()
+        InstanceConfig.objects.filter(is_default=True).exclude(pk=instance.pk).update(
+            is_default=False
+        )
+        InstanceConfig.objects.filter(pk=instance.pk).update(is_default=True)
     instance.refresh_from_db()
     logger.info("default instance is now %s", instance.name)
     return instance
+
+
+def _serialize_default_changes() -> None:
+    """Row locks alone deadlock when several tenants are made default at once, so concurrent
+    changes queue on one transaction-scoped lock. SQLite needs none: its IMMEDIATE transactions
+    already run one writer at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DEFAULT_INSTANCE_LOCK])
 
 
 def seed_default_instance(config: dict[str, Any]) -> InstanceConfig | None:

@@ -1,0 +1,243 @@
+import pytest
+from django.test import Client, override_settings
+
+from instances.models import InstanceConfig
+from tests.conftest import API_KEY
+from tests.factories import InstanceConfigFactory
+
+pytestmark = pytest.mark.django_db
+
+NEW_INSTANCE = {
+    "name": "acme",
+    "evolution_url": "https://evolution.acme.test/",
+    "evolution_key": "evo-secret-key-8888",
+    "whatsapp_instance": "acme-wa",
+    "session_id_prefix": "acme-",
+    "agent_api_url": "https://agents.acme.test/",
+    "agent_api_key": "agent-secret-key-4444",
+    "default_agent": "sales",
+    "agent_timeout": 90,
+}
+
+
+def test_it_creates_an_instance(api_client):
+    response = api_client.post("/api/v1/instances", NEW_INSTANCE, content_type="application/json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "acme"
+    assert body["evolution_url"] == "https://evolution.acme.test"
+    assert body["agent_api_url"] == "https://agents.acme.test"
+    assert body["agent_timeout"] == 90
+    instance = InstanceConfig.objects.get(name="acme")
+    assert instance.evolution_key == "evo-secret-key-8888"
+    assert instance.agent_api_key == "agent-secret-key-4444"
+
+
+def test_it_never_returns_a_key_in_full(api_client):
+    response = api_client.post("/api/v1/instances", NEW_INSTANCE, content_type="application/json")
+
+    assert response.json()["evolution_key"] == "••••8888"
+    assert response.json()["agent_api_key"] == "••••4444"
+    for path in ("/api/v1/instances", "/api/v1/instances/acme"):
+        text = api_client.get(path).content.decode()
+        assert "evo-secret-key-8888" not in text
+        assert "agent-secret-key-4444" not in text
+
+
+def test_it_answers_409_when_the_name_exists(api_client):
+    InstanceConfigFactory(name="acme")
+
+    response = api_client.post("/api/v1/instances", NEW_INSTANCE, content_type="application/json")
+
+    assert response.status_code == 409
+    assert "acme" in response.json()["detail"]
+    assert InstanceConfig.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "not a valid name!"),
+        ("name", "x" * 65),
+        ("evolution_url", "ftp://evolution.test"),
+        ("agent_api_url", "not a url"),
+        ("agent_timeout", 0),
+        ("agent_timeout", 3601),
+        ("evolution_key", ""),
+        ("default_agent", ""),
+    ],
+)
+def test_it_answers_422_naming_the_invalid_field(api_client, field, value):
+    response = api_client.post(
+        "/api/v1/instances", {**NEW_INSTANCE, field: value}, content_type="application/json"
+    )
+
+    assert response.status_code == 422
+    assert field in {error["loc"][-1] for error in response.json()["detail"]}
+    assert not InstanceConfig.objects.exists()
+
+
+def test_it_requires_the_evolution_server_for_new_instances(api_client):
+    payload = {k: v for k, v in NEW_INSTANCE.items() if k != "evolution_url"}
+
+    response = api_client.post("/api/v1/instances", payload, content_type="application/json")
+
+    assert response.status_code == 422
+    assert "evolution_url" in str(response.json()["detail"])
+
+
+def test_it_answers_422_for_a_body_that_is_not_json(api_client):
+    response = api_client.post("/api/v1/instances", "{nope", content_type="application/json")
+
+    assert response.status_code in (400, 422)
+    assert "detail" in response.json()
+
+
+def test_it_lists_instances_by_name(api_client):
+    InstanceConfigFactory(name="zeta")
+    InstanceConfigFactory(name="alpha")
+
+    response = api_client.get("/api/v1/instances")
+
+    assert response.status_code == 200
+    assert [item["name"] for item in response.json()] == ["alpha", "zeta"]
+
+
+def test_it_shows_one_instance(api_client):
+    InstanceConfigFactory(name="acme", default_agent="sales")
+
+    response = api_client.get("/api/v1/instances/acme")
+
+    assert response.status_code == 200
+    assert response.json()["default_agent"] == "sales"
+
+
+def test_it_answers_404_for_an_unknown_instance(api_client):
+    for method in ("get", "put", "patch", "delete"):
+        response = getattr(api_client, method)(
+            "/api/v1/instances/ghost", {}, content_type="application/json"
+        )
+        assert response.status_code == 404, method
+        assert response.json() == {"detail": "instance 'ghost' not found"}
+    assert api_client.post("/api/v1/instances/ghost/set-default").status_code == 404
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_it_changes_only_the_fields_sent(api_client, method):
+    instance = InstanceConfigFactory(name="acme", default_agent="sales", agent_timeout=30)
+    old_key = instance.evolution_key
+
+    response = getattr(api_client, method)(
+        "/api/v1/instances/acme", {"default_agent": "support"}, content_type="application/json"
+    )
+
+    assert response.status_code == 200
+    instance.refresh_from_db()
+    assert instance.default_agent == "support"
+    assert instance.agent_timeout == 30
+    assert instance.evolution_key == old_key
+
+
+def test_it_replaces_a_key_sent_and_keeps_a_blank_one(api_client):
+    instance = InstanceConfigFactory(name="acme")
+    old_agent_key = instance.agent_api_key
+
+    response = api_client.patch(
+        "/api/v1/instances/acme",
+        {"evolution_key": "brand-new-evolution-key", "agent_api_key": ""},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["evolution_key"] == "••••-key"
+    instance.refresh_from_db()
+    assert instance.evolution_key == "brand-new-evolution-key"
+    assert instance.agent_api_key == old_agent_key
+
+
+def test_it_answers_422_for_an_invalid_update_and_writes_nothing(api_client):
+    InstanceConfigFactory(name="acme", agent_api_url="http://agents.test")
+
+    response = api_client.patch(
+        "/api/v1/instances/acme", {"agent_api_url": "gopher://x"}, content_type="application/json"
+    )
+
+    assert response.status_code == 422
+    assert InstanceConfig.objects.get(name="acme").agent_api_url == "http://agents.test"
+
+
+def test_it_deletes_an_instance(api_client):
+    InstanceConfigFactory(name="acme")
+
+    response = api_client.delete("/api/v1/instances/acme")
+
+    assert response.status_code == 204
+    assert not InstanceConfig.objects.exists()
+
+
+def test_it_sets_the_default_and_undefaults_the_previous_one(api_client):
+    old = InstanceConfigFactory(name="old", is_default=True)
+    InstanceConfigFactory(name="new")
+
+    response = api_client.post("/api/v1/instances/new/set-default")
+
+    assert response.status_code == 200
+    assert response.json()["is_default"] is True
+    old.refresh_from_db()
+    assert old.is_default is False
+    assert list(InstanceConfig.objects.filter(is_default=True).values_list("name", flat=True)) == [
+        "new"
+    ]
+
+
+def test_it_sets_the_default_through_an_update(api_client):
+    InstanceConfigFactory(name="old", is_default=True)
+    InstanceConfigFactory(name="new")
+
+    api_client.patch("/api/v1/instances/new", {"is_default": True}, content_type="application/json")
+
+    assert InstanceConfig.objects.get(is_default=True).name == "new"
+
+
+def test_it_accepts_a_bearer_token():
+    InstanceConfigFactory(name="acme")
+
+    response = Client(headers={"Authorization": f"Bearer {API_KEY}"}).get("/api/v1/instances")
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"X-API-Key": ""}],
+)
+def test_it_answers_401_without_the_right_key(headers):
+    response = Client(headers=headers).get("/api/v1/instances")
+
+    assert response.status_code == 401
+    assert "detail" in response.json()
+
+
+@override_settings(OMNIHUB_API_KEY="")
+def test_it_is_closed_with_503_when_no_api_key_is_configured():
+    response = Client(headers={"X-API-Key": ""}).get("/api/v1/instances")
+
+    assert response.status_code == 503
+    assert "OMNIHUB_API_KEY" in response.json()["detail"]
+
+
+def test_it_answers_json_for_unknown_routes_and_methods(api_client):
+    not_found = api_client.get("/api/v1/nothing-here")
+    not_allowed = api_client.delete("/api/v1/instances")
+
+    assert not_found.status_code == 404
+    assert not_found.json() == {"detail": "Not Found"}
+    assert not_allowed.status_code == 405
+    assert not_allowed.json() == {"detail": "Method not allowed"}
+
+
+def test_it_serves_the_openapi_docs(api_client):
+    assert Client().get("/api/v1/docs").status_code == 200
+    schema = Client().get("/api/v1/openapi.json").json()
+    assert "/api/v1/instances" in schema["paths"]
