@@ -21,7 +21,8 @@ class InstanceConfig(models.Model):
     """One tenant: a WhatsApp instance on an Evolution server, answered by one agent."""
 
     name = models.CharField(max_length=64, unique=True, validators=[validate_name])
-    evolution_url = models.URLField(
+    # CharField with our validator: URLField would add a second, vaguer URL message.
+    evolution_url = models.CharField(
         max_length=500,
         blank=True,
         validators=[validate_http_url],
@@ -33,7 +34,7 @@ class InstanceConfig(models.Model):
         max_length=100, help_text="The instance name on the Evolution server."
     )
     session_id_prefix = models.CharField(max_length=100, blank=True)
-    agent_api_url = models.URLField(max_length=500, validators=[validate_http_url])
+    agent_api_url = models.CharField(max_length=500, validators=[validate_http_url])
     agent_api_key = EncryptedTextField(blank=True)
     default_agent = models.CharField(max_length=100)
     agent_timeout = models.PositiveIntegerField(

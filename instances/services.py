@@ -77,10 +77,10 @@ def create_instance(
     try:
         with transaction.atomic():
             instance.save()
+            if is_default:
+                instance = set_default_instance(instance)
     except IntegrityError:
         raise InstanceExistsError(name) from None
-    if is_default:
-        instance = set_default_instance(instance)
     logger.info("instance created: %s", instance.name)
     return instance
 
@@ -98,9 +98,10 @@ def update_instance(instance: InstanceConfig, **changes: Any) -> InstanceConfig:
     if make_default is False:
         instance.is_default = False
     _validate(instance, require_evolution=bool(instance.evolution_url or instance.evolution_key))
-    instance.save()
-    if make_default:
-        instance = set_default_instance(instance)
+    with transaction.atomic():
+        instance.save()
+        if make_default:
+            instance = set_default_instance(instance)
     logger.info("instance updated: %s", instance.name)
     return instance
 
@@ -151,12 +152,15 @@ def seed_default_instance(config: dict[str, Any]) -> InstanceConfig | None:
 
 def rotate_encryption_keys() -> int:
     """Re-encrypt every stored secret with the first key; returns how many rows were rewritten."""
-    count = 0
-    for instance in InstanceConfig.objects.order_by("pk").iterator():
-        # Loading decrypted with any key; saving encrypts with the first.
-        instance.save(update_fields=list(SECRET_FIELDS))
-        count += 1
-    return count
+    primary_keys = list(InstanceConfig.objects.order_by("pk").values_list("pk", flat=True))
+    for pk in primary_keys:
+        with transaction.atomic():
+            # Locked, so a key changed meanwhile through the API is not overwritten.
+            instance = InstanceConfig.objects.select_for_update().filter(pk=pk).first()
+            if instance is not None:
+                # Loading decrypted with any key; saving encrypts with the first.
+                instance.save(update_fields=list(SECRET_FIELDS))
+    return len(primary_keys)
 
 
 def describe_validation_error(error: ValidationError) -> str:
