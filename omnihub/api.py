@@ -11,6 +11,8 @@ from ninja.security import APIKeyHeader, HttpBearer
 
 from instances.api import router as instances_router
 from instances.services import InstanceExistsError, InstanceNotFoundError
+from webhooks.api import router as messages_router
+from webhooks.services import MessageNotFoundError, MessageNotRetryableError
 
 
 class ApiKeyNotConfiguredError(Exception):
@@ -45,6 +47,7 @@ api = NinjaAPI(
     auth=[ApiKeyHeaderAuth(), BearerAuth()],
 )
 api.add_router("/instances", instances_router)
+api.add_router("/messages", messages_router)
 
 
 def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
@@ -65,11 +68,13 @@ def on_validation_error(request: HttpRequest, error: ValidationError) -> HttpRes
 
 
 @api.exception_handler(InstanceNotFoundError)
+@api.exception_handler(MessageNotFoundError)
 def on_not_found(request: HttpRequest, error: Exception) -> HttpResponse:
     return api.create_response(request, {"detail": str(error)}, status=404)
 
 
 @api.exception_handler(InstanceExistsError)
+@api.exception_handler(MessageNotRetryableError)
 def on_conflict(request: HttpRequest, error: Exception) -> HttpResponse:
     return api.create_response(request, {"detail": str(error)}, status=409)
 

@@ -138,3 +138,17 @@ EVOLUTION_MINIO_URL = env.str("EVOLUTION_MINIO_URL", default="")
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+
+# --- The message pipeline ---------------------------------------------------------------------
+# Tries per message (agent calls and sends together) before it is marked failed.
+MESSAGE_MAX_ATTEMPTS = env.int("MESSAGE_MAX_ATTEMPTS", default=6)
+# Exponential backoff between tries, in seconds: base * 2^(attempt-1), jittered, capped.
+RETRY_BASE_DELAY = env.float("RETRY_BASE_DELAY", default=2.0)
+RETRY_MAX_DELAY = env.float("RETRY_MAX_DELAY", default=300.0)
+# Seconds to wait for Evolution to accept a reply.
+EVOLUTION_TIMEOUT = env.float("EVOLUTION_TIMEOUT", default=15.0)
+# A worker's claim on a conversation lasts the agent timeout + the Evolution timeout + this.
+LEASE_MARGIN = env.float("LEASE_MARGIN", default=30.0)
+# Conversations one worker process answers at once, and how often idle workers look for work.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
+WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=1.0)

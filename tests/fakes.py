@@ -1,0 +1,98 @@
+"""Fakes of the Agents API and the Evolution API: real HTTP servers on 127.0.0.1.
+
+Each records the requests it gets and answers from a script the test sets, so tests (and the
+benchmarks) exercise the real clients, sockets and JSON included.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class FakeServer:
+    """Answers each POST with the next scripted (status, body), then with `default`."""
+
+    default: tuple[int, dict[str, Any]] = (200, {})
+    delay: float = 0.0
+    responder: Callable[[Recorded], tuple[int, dict[str, Any]]] | None = None
+    requests: list[Recorded] = field(default_factory=list)
+    script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, recorded: Recorded) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.requests.append(recorded)
+            if self.script:
+                return self.script.pop(0)
+        if self.responder is not None:
+            return self.responder(recorded)
+        return self.default
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Recorded]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.requests)
+
+
+def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            recorded = Recorded(
+                self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
+            )
+            if fake.delay:
+                time.sleep(fake.delay)
+            status, answer = fake.answer(recorded)
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@contextmanager
+def serve(fake: FakeServer) -> Iterator[FakeServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def agent_replying(text: str = "Olá! Abrimos às 9h.") -> FakeServer:
+    return FakeServer(default=(200, {"message": text}))
+
+
+def evolution_accepting() -> FakeServer:
+    return FakeServer(default=(201, {"key": {"id": "SENT"}, "status": "PENDING"}))

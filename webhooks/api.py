@@ -1,0 +1,34 @@
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from webhooks import services
+from webhooks.models import Message
+from webhooks.schemas import MessageDetailOut, MessageOut
+
+router = Router(tags=["messages"])
+
+
+class MessageFilters(Schema):
+    instance: str | None = None
+    status: Message.Status | None = None
+    phone: str | None = None
+
+
+@router.get("", response=list[MessageOut])
+@paginate(LimitOffsetPagination)
+def list_messages(request: HttpRequest, filters: Query[MessageFilters]) -> QuerySet[Message]:
+    return services.find_messages(
+        instance=filters.instance, status=filters.status, phone=filters.phone
+    )
+
+
+@router.get("/{message_id}", response=MessageDetailOut)
+def get_message(request: HttpRequest, message_id: int) -> Message:
+    return services.get_message(message_id)
+
+
+@router.post("/{message_id}/retry", response=MessageOut)
+def retry_message(request: HttpRequest, message_id: int) -> Message:
+    return services.retry_message(services.get_message(message_id))

@@ -1,0 +1,26 @@
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webhooks.services import (
+    MessageNotFoundError,
+    MessageNotRetryableError,
+    get_message,
+    retry_message,
+)
+
+
+class Command(BaseCommand):
+    help = "Queue failed messages again, by id."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("message_ids", nargs="+", type=int, metavar="ID")
+
+    def handle(self, *args: Any, message_ids: list[int], **options: Any) -> None:
+        for message_id in message_ids:
+            try:
+                retry_message(get_message(message_id))
+            except (MessageNotFoundError, MessageNotRetryableError) as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(f"message {message_id} queued again")

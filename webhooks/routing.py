@@ -1,0 +1,35 @@
+"""Which tenant a webhook URL names, and which event Evolution appended to it."""
+
+from instances.models import InstanceConfig
+from instances.services import InstanceNotFoundError, get_instance
+
+# With "webhook by events" on, Evolution appends the event to the URL, e.g. /messages-upsert.
+EVOLUTION_EVENTS = frozenset(
+    {
+        "application-startup", "qrcode-updated", "messages-set", "messages-upsert",
+        "messages-edited", "messages-update", "messages-delete", "send-message",
+        "send-message-update", "contacts-set", "contacts-upsert", "contacts-update",
+        "presence-update", "chats-set", "chats-upsert", "chats-update", "chats-delete",
+        "groups-upsert", "group-update", "group-participants-update", "connection-update",
+        "labels-edit", "labels-association", "call", "typebot-start", "typebot-change-status",
+        "logout-instance", "remove-instance",
+    }
+)  # fmt: skip
+
+
+def default_instance() -> InstanceConfig:
+    instance = InstanceConfig.objects.filter(is_default=True).first()
+    if instance is None:
+        raise InstanceNotFoundError("(default)")
+    return instance
+
+
+def instance_and_event(name: str, event: str) -> tuple[InstanceConfig, str]:
+    """`/webhook/evolution/messages-upsert` is the default tenant's event, unless a tenant
+    is really named so: a tenant's own name always wins."""
+    try:
+        return get_instance(name), event
+    except InstanceNotFoundError:
+        if event or name not in EVOLUTION_EVENTS:
+            raise
+        return default_instance(), name

@@ -1,0 +1,39 @@
+from datetime import datetime
+from typing import Any
+
+from ninja import Schema
+
+from webhooks.models import Message
+
+
+class MessageOut(Schema):
+    id: int
+    instance: str
+    whatsapp_id: str
+    status: str
+    chat_jid: str
+    phone: str
+    push_name: str
+    kind: str
+    text: str
+    quoted_text: str
+    media_mimetype: str
+    media_size: int | None
+    ignore_reason: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str
+    reply_text: str | None
+    agent_latency_ms: int | None
+    received_at: datetime
+    agent_answered_at: datetime | None
+    answered_at: datetime | None
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_instance(obj: Message) -> str:
+        return obj.instance.name
+
+
+class MessageDetailOut(MessageOut):
+    raw_payload: dict[str, Any]

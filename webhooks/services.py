@@ -1,0 +1,169 @@
+"""Receiving webhooks: store each message once, then queue its conversation for a worker."""
+
+import copy
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from instances.models import InstanceConfig
+from webhooks.models import Conversation, Message
+from webhooks.parsing import (
+    IncomingMessage,
+    UnreadablePayloadError,
+    event_name,
+    ignore_reason,
+    parse_incoming_message,
+)
+from webhooks.tasks import process_conversation
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_EVENT = "messages.upsert"
+
+
+class MessageNotRetryableError(Exception):
+    pass
+
+
+class MessageNotFoundError(Exception):
+    def __init__(self, message_id: int) -> None:
+        super().__init__(f"message {message_id} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    status: str  # "queued", "ignored" or "duplicate"
+    reason: str = ""
+    message_id: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        answer = {"status": self.status}
+        if self.reason:
+            answer["reason"] = self.reason
+        if self.message_id:
+            answer["message_id"] = self.message_id
+        return answer
+
+
+def handle_webhook(
+    instance: InstanceConfig, payload: dict[str, Any], *, event_from_url: str = ""
+) -> WebhookOutcome:
+    event = event_name(payload) or event_name({"event": event_from_url})
+    if event != MESSAGE_EVENT:
+        return WebhookOutcome("ignored", f"event {event or '(none)'!r} is not handled")
+    try:
+        incoming = parse_incoming_message(payload)
+    except UnreadablePayloadError as error:
+        # Answered 200: Evolution would otherwise redeliver a payload that can never be read.
+        logger.warning("unreadable webhook for instance %s: %s", instance.name, error)
+        return WebhookOutcome("ignored", f"unreadable message: {error}")
+    return handle_incoming_message(instance, incoming, payload)
+
+
+def handle_incoming_message(
+    instance: InstanceConfig, incoming: IncomingMessage, payload: dict[str, Any]
+) -> WebhookOutcome:
+    reason = ignore_reason(incoming) or ""
+    if Message.objects.filter(instance=instance, whatsapp_id=incoming.message_id).exists():
+        return WebhookOutcome("duplicate", message_id=incoming.message_id)
+    try:
+        with transaction.atomic():
+            conversation, _ = Conversation.objects.get_or_create(
+                instance=instance, chat_jid=incoming.chat_jid
+            )
+            _store(instance, conversation, incoming, payload, reason)
+            if not reason:
+                # In the same transaction as the message: both are stored, or neither.
+                process_conversation.enqueue(conversation.pk)
+    except IntegrityError:
+        # The same message delivered twice at the same moment: the other delivery stored it.
+        return WebhookOutcome("duplicate", message_id=incoming.message_id)
+    if reason:
+        return WebhookOutcome("ignored", reason, incoming.message_id)
+    return WebhookOutcome("queued", message_id=incoming.message_id)
+
+
+def get_message(message_id: int) -> Message:
+    try:
+        return Message.objects.select_related("instance").get(pk=message_id)
+    except Message.DoesNotExist:
+        raise MessageNotFoundError(message_id) from None
+
+
+def find_messages(
+    *, instance: str | None = None, status: str | None = None, phone: str | None = None
+) -> QuerySet[Message]:
+    """Newest first, narrowed by tenant name, status and sender phone (digits)."""
+    messages = Message.objects.select_related("instance").order_by("-id")
+    if instance:
+        messages = messages.filter(instance__name=instance)
+    if status:
+        messages = messages.filter(status=status)
+    if phone:
+        messages = messages.filter(phone="".join(filter(str.isdigit, phone)))
+    return messages
+
+
+def retry_message(message: Message) -> Message:
+    """Send a failed message through the pipeline again, with a fresh count of attempts."""
+    if message.status != Message.Status.FAILED:
+        raise MessageNotRetryableError(f"message {message.pk} is {message.status}, not failed")
+    with transaction.atomic():
+        message.status = Message.Status.RECEIVED
+        message.attempts = 0
+        message.next_attempt_at = None
+        message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        process_conversation.enqueue(message.conversation_id)
+    logger.info("message %s queued again", message.pk)
+    return message
+
+
+def _store(
+    instance: InstanceConfig,
+    conversation: Conversation,
+    incoming: IncomingMessage,
+    payload: dict[str, Any],
+    reason: str,
+) -> Message:
+    media = incoming.media
+    # Only the default tenant without a server of its own answers through the webhook's.
+    falls_back = not instance.evolution_url
+    return Message.objects.create(
+        instance=instance,
+        conversation=conversation,
+        whatsapp_id=incoming.message_id,
+        status=Message.Status.IGNORED if reason else Message.Status.RECEIVED,
+        ignore_reason=reason,
+        chat_jid=incoming.chat_jid,
+        phone=incoming.phone,
+        reply_to=incoming.reply_to,
+        whatsapp_user_id=incoming.whatsapp_id,
+        push_name=incoming.push_name,
+        kind=incoming.kind,
+        text=incoming.text,
+        quoted_text=incoming.quoted_text,
+        sent_at=incoming.timestamp,
+        media_mimetype=media.mimetype if media else "",
+        media_file_name=media.file_name if media else "",
+        media_size=media.size if media else None,
+        media_url=(media.url or "") if media else "",
+        media_base64=(media.base64 or "") if media and not reason else "",
+        raw_payload=_redacted(payload),
+        reply_evolution_url=incoming.server_url.rstrip("/") if falls_back else "",
+        reply_evolution_key=incoming.apikey if falls_back else "",
+    )
+
+
+def _redacted(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as kept for debugging: no API key, and no media bytes (kept apart)."""
+    kept = copy.copy(payload)
+    if "apikey" in kept:
+        kept["apikey"] = "(removed)"
+    data = kept.get("data")
+    message = data.get("message") if isinstance(data, dict) else None
+    if isinstance(message, dict) and "base64" in message:
+        kept["data"] = {**data, "message": {**message, "base64": "(kept apart)"}}
+    return kept

@@ -1,0 +1,42 @@
+"""Evolution webhooks. Answer at once; the agent is asked later, by a worker.
+
+Evolution drops a delivery answered 400/401/403/404/422 and retries anything else that is not
+2xx, so a payload we will never handle is answered 200 "ignored", with the reason.
+"""
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from instances.services import InstanceNotFoundError
+from webhooks.routing import default_instance, instance_and_event
+from webhooks.services import handle_webhook
+
+
+@csrf_exempt
+@require_POST
+def evolution_webhook(request: HttpRequest, name: str = "", event: str = "") -> JsonResponse:
+    try:
+        instance, event = instance_and_event(name, event) if name else (default_instance(), event)
+    except InstanceNotFoundError as error:
+        return JsonResponse({"detail": str(error)}, status=404)
+    if int(request.headers.get("Content-Length") or 0) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return _too_large()
+    try:
+        payload = json.loads(request.body)
+    except RequestDataTooBig:
+        return _too_large()
+    except (UnicodeDecodeError, ValueError):
+        return JsonResponse({"detail": "the body is not valid JSON"}, status=400)
+    if not isinstance(payload, dict):
+        return JsonResponse({"detail": "the body must be a JSON object"}, status=400)
+    return JsonResponse(handle_webhook(instance, payload, event_from_url=event).as_dict())
+
+
+def _too_large() -> JsonResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+    return JsonResponse({"detail": f"the body is larger than {limit} MiB"}, status=413)

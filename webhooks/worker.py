@@ -1,0 +1,128 @@
+"""The worker process: several django-tasks-db worker loops in threads, plus lease recovery.
+
+django-tasks-db runs one task at a time per loop and polls once a second; our work is mostly
+waiting on HTTP, so one process runs WORKER_CONCURRENCY loops, and idle loops sleep on a
+condition that a doorbell can ring, instead of a fixed sleep.
+"""
+
+import logging
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+
+from django.db import OperationalError, close_old_connections, connection
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+from webhooks.processing import recover_expired_leases
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_INTERVAL = 5.0
+
+
+class WorkerProcess:
+    def __init__(self, *, concurrency: int, poll_interval: float, backend: str = "default") -> None:
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.backend = backend
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self._stopping = threading.Event()
+        self._wakeup = threading.Condition()
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM; the tasks under way finish first."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        self.run_forever()
+
+    def run_forever(self) -> None:
+        """Run until stop() is called."""
+        threads = [
+            threading.Thread(target=self._loop, args=(n,), name=f"worker-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
+        threads.append(threading.Thread(target=self._recover, name="recovery", daemon=True))
+        for thread in threads:
+            thread.start()
+        logger.info("worker %s: %d loops started", self.worker_id, self.concurrency)
+        while not self._stopping.wait(timeout=1.0):
+            pass
+        for thread in threads:
+            thread.join()
+        logger.info("worker %s stopped", self.worker_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake()
+
+    def wake(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify_all()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            logger.warning("second %s: stopping now", signal.strsignal(signum))
+            os._exit(1)
+        logger.info("%s: finishing the tasks under way", signal.strsignal(signum))
+        self.stop()
+
+    def task_loop(self, index: int) -> Worker:
+        """django-tasks-db's loop object: we use its task running, and claim and wait ourselves."""
+        return Worker(
+            queue_names=["*"],
+            interval=self.poll_interval,
+            batch=False,
+            backend_name=self.backend,
+            startup_delay=False,
+            max_tasks=None,
+            worker_id=f"{self.worker_id}-{index}"[-64:],
+            excluded_queue_names=[],
+        )
+
+    def _loop(self, index: int) -> None:
+        loop = self.task_loop(index)
+        try:
+            while not self._stopping.is_set():
+                close_old_connections()
+                if not self.run_one_task(loop):
+                    with self._wakeup:
+                        self._wakeup.wait(timeout=self.poll_interval)
+        finally:
+            connection.close()
+
+    def run_one_task(self, loop: Worker) -> bool:
+        """Claim one ready task and run it; False when none is ready."""
+        task_result = self._claim(loop.worker_id)
+        if task_result is None:
+            return False
+        loop.run_task(task_result)
+        return True
+
+    def _claim(self, worker_id: str) -> DBTaskResult | None:
+        tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend)
+        try:
+            with exclusive_transaction(tasks.db):
+                task_result = tasks.get_locked()
+                if task_result is not None:
+                    task_result.claim(worker_id)
+                return task_result
+        except OperationalError as error:
+            if is_locked_database_exception(error):
+                return None
+            raise
+
+    def _recover(self) -> None:
+        try:
+            while not self._stopping.wait(timeout=RECOVERY_INTERVAL):
+                close_old_connections()
+                try:
+                    if recover_expired_leases():
+                        self.wake()
+                except OperationalError:
+                    logger.exception("lease recovery failed; trying again shortly")
+        finally:
+            connection.close()
