@@ -1,0 +1,358 @@
+import re
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.urls import reverse
+
+from instances.models import InstanceConfig
+from tests.factories import InstanceConfigFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST_URL = reverse("admin:instances_instanceconfig_changelist")
+ADD_URL = reverse("admin:instances_instanceconfig_add")
+
+NEW_INSTANCE = {
+    "name": "acme",
+    "is_default": "",
+    "evolution_url": "https://evolution.acme.test/",
+    "evolution_key": "evo-secret-key-8888",
+    "whatsapp_instance": "acme-wa",
+    "agent_api_url": "https://agents.acme.test",
+    "agent_api_key": "agent-secret-key-4444",
+    "default_agent": "sales",
+    "session_id_prefix": "acme-",
+    "agent_timeout": "90",
+}
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
+    client.force_login(user)
+    return client
+
+
+def change_url(instance):
+    return reverse("admin:instances_instanceconfig_change", args=[instance.pk])
+
+
+def change_data(instance, **overrides):
+    """The change form as the browser would post it: key fields blank, as they are rendered."""
+    data = {
+        "evolution_url": instance.evolution_url,
+        "evolution_key": "",
+        "whatsapp_instance": instance.whatsapp_instance,
+        "agent_api_url": instance.agent_api_url,
+        "agent_api_key": "",
+        "default_agent": instance.default_agent,
+        "session_id_prefix": instance.session_id_prefix,
+        "agent_timeout": str(instance.agent_timeout),
+    }
+    if instance.is_default:
+        data["is_default"] = "on"
+    data.update(overrides)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def raw_keys(instance_id):
+    """The key columns as stored, bypassing the field that decrypts them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT evolution_key, agent_api_key FROM instances_instanceconfig WHERE id = %s",
+            [instance_id],
+        )
+        return " ".join(cursor.fetchone())
+
+
+def input_tag(html, name):
+    return re.search(rf'<input[^>]*name="{name}"[^>]*>', html).group(0)
+
+
+def error_messages(response):
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def test_it_lists_instances_with_their_agents(admin_client):
+    InstanceConfigFactory(name="acme", default_agent="sales")
+    InstanceConfigFactory(name="globex", default_agent="support")
+
+    response = admin_client.get(CHANGELIST_URL)
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    for expected in ("acme", "globex", "sales", "support"):
+        assert expected in text
+
+
+def test_it_narrows_the_list_by_search(admin_client):
+    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory(name="globex")
+
+    response = admin_client.get(CHANGELIST_URL, {"q": "glob"})
+
+    assert [i.name for i in response.context["cl"].result_list] == ["globex"]
+
+
+def test_it_searches_by_agent_api_url(admin_client):
+    InstanceConfigFactory(name="acme", agent_api_url="https://agents.acme.test")
+    InstanceConfigFactory(name="globex", agent_api_url="https://agents.globex.test")
+
+    response = admin_client.get(CHANGELIST_URL, {"q": "agents.acme"})
+
+    assert [i.name for i in response.context["cl"].result_list] == ["acme"]
+
+
+def test_it_filters_by_the_default_flag(admin_client):
+    InstanceConfigFactory(name="acme", is_default=True)
+    InstanceConfigFactory(name="globex")
+
+    response = admin_client.get(CHANGELIST_URL, {"is_default__exact": "1"})
+
+    assert [i.name for i in response.context["cl"].result_list] == ["acme"]
+
+
+def test_it_orders_the_list_by_name(admin_client):
+    for name in ("zeta", "acme", "mid"):
+        InstanceConfigFactory(name=name)
+
+    response = admin_client.get(CHANGELIST_URL)
+
+    assert [i.name for i in response.context["cl"].result_list] == ["acme", "mid", "zeta"]
+
+
+def test_it_creates_an_instance_with_its_keys_encrypted(admin_client, caplog):
+    caplog.set_level("INFO", logger="instances.services")
+
+    response = admin_client.post(ADD_URL, NEW_INSTANCE)
+
+    assert response.status_code == 302
+    instance = InstanceConfig.objects.get(name="acme")
+    assert instance.evolution_url == "https://evolution.acme.test"
+    assert instance.evolution_key == "evo-secret-key-8888"
+    assert instance.agent_api_key == "agent-secret-key-4444"
+    assert instance.agent_timeout == 90
+    stored = raw_keys(instance.pk)
+    assert stored.strip()
+    assert "evo-secret-key-8888" not in stored
+    assert "agent-secret-key-4444" not in stored
+    assert "instance created: acme" in caplog.messages
+    assert response["Location"] == CHANGELIST_URL
+
+
+def test_it_creates_a_new_default_in_place_of_the_old_one(admin_client):
+    previous = InstanceConfigFactory(is_default=True)
+
+    response = admin_client.post(ADD_URL, {**NEW_INSTANCE, "is_default": "on"})
+
+    assert response.status_code == 302
+    assert InstanceConfig.objects.get(name="acme").is_default
+    previous.refresh_from_db()
+    assert not previous.is_default
+
+
+@pytest.mark.parametrize("field", ["evolution_url", "evolution_key"])
+def test_it_requires_the_evolution_server_for_a_new_instance(admin_client, field):
+    response = admin_client.post(ADD_URL, {**NEW_INSTANCE, field: ""})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field] == ["This field is required."]
+    assert not InstanceConfig.objects.exists()
+
+
+def test_it_reports_a_name_that_exists(admin_client):
+    InstanceConfigFactory(name="acme")
+
+    response = admin_client.post(ADD_URL, NEW_INSTANCE)
+
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert InstanceConfig.objects.count() == 1
+
+
+def test_it_never_shows_a_stored_key(admin_client):
+    instance = InstanceConfigFactory(
+        evolution_key="evo-secret-key-8888", agent_api_key="agent-secret-key-4444"
+    )
+
+    response = admin_client.get(change_url(instance))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "evo-secret-key-8888" not in html
+    assert "agent-secret-key-4444" not in html
+    for name in ("evolution_key", "agent_api_key"):
+        tag = input_tag(html, name)
+        assert 'type="password"' in tag
+        assert "value=" not in tag
+    assert "Stored: ••••8888. Leave blank to keep it." in html
+    assert "Stored: ••••4444. Leave blank to keep it." in html
+
+
+def test_it_never_shows_a_key_on_the_list(admin_client):
+    InstanceConfigFactory(evolution_key="evo-secret-key-8888", agent_api_key="agent-key-4444")
+
+    html = admin_client.get(CHANGELIST_URL).content.decode()
+
+    assert "evo-secret-key-8888" not in html
+    assert "agent-key-4444" not in html
+
+
+def test_it_keeps_the_stored_keys_when_the_key_fields_are_blank(admin_client, caplog):
+    caplog.set_level("INFO", logger="instances.services")
+    instance = InstanceConfigFactory(
+        evolution_key="evo-secret-key-8888", agent_api_key="agent-secret-key-4444"
+    )
+
+    response = admin_client.post(change_url(instance), change_data(instance, default_agent="new"))
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    assert instance.default_agent == "new"
+    assert instance.evolution_key == "evo-secret-key-8888"
+    assert instance.agent_api_key == "agent-secret-key-4444"
+    assert f"instance updated: {instance.name}" in caplog.messages
+
+
+def test_it_replaces_a_key_that_is_posted(admin_client):
+    instance = InstanceConfigFactory(
+        evolution_key="evo-secret-key-8888", agent_api_key="agent-secret-key-4444"
+    )
+
+    response = admin_client.post(
+        change_url(instance), change_data(instance, agent_api_key="agent-new-key-5555")
+    )
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    assert instance.agent_api_key == "agent-new-key-5555"
+    assert instance.evolution_key == "evo-secret-key-8888"
+    assert "agent-new-key-5555" not in raw_keys(instance.pk)
+
+
+def test_it_shows_an_invalid_url_as_a_form_error(admin_client):
+    instance = InstanceConfigFactory(agent_api_url="https://agents.acme.test")
+
+    response = admin_client.post(
+        change_url(instance), change_data(instance, agent_api_url="ftp://agents.acme.test")
+    )
+
+    assert response.status_code == 200
+    assert "agent_api_url" in response.context["adminform"].form.errors
+    instance.refresh_from_db()
+    assert instance.agent_api_url == "https://agents.acme.test"
+
+
+def test_it_requires_the_evolution_url_while_a_key_is_stored(admin_client):
+    instance = InstanceConfigFactory()
+
+    response = admin_client.post(change_url(instance), change_data(instance, evolution_url=""))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["evolution_url"] == ["This field is required."]
+
+
+def test_it_edits_a_tenant_without_an_evolution_server(admin_client):
+    # The default tenant seeded from .env may have neither; it replies via the webhook's server.
+    instance = InstanceConfigFactory(evolution_url="", evolution_key="", is_default=True)
+
+    response = admin_client.post(
+        change_url(instance), change_data(instance, default_agent="changed")
+    )
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    assert instance.default_agent == "changed"
+    assert instance.is_default
+
+
+def test_it_makes_an_instance_default_from_the_change_form(admin_client):
+    previous = InstanceConfigFactory(is_default=True)
+    instance = InstanceConfigFactory()
+
+    response = admin_client.post(change_url(instance), change_data(instance, is_default="on"))
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    previous.refresh_from_db()
+    assert instance.is_default
+    assert not previous.is_default
+
+
+def test_it_unsets_the_default_from_the_change_form(admin_client):
+    instance = InstanceConfigFactory(is_default=True)
+
+    data = change_data(instance)
+    del data["is_default"]
+    response = admin_client.post(change_url(instance), data)
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    assert not instance.is_default
+
+
+def test_it_does_not_change_the_name(admin_client):
+    instance = InstanceConfigFactory(name="acme")
+
+    response = admin_client.post(change_url(instance), change_data(instance, name="renamed"))
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    assert instance.name == "acme"
+
+
+def test_it_makes_the_selected_instance_default(admin_client):
+    previous = InstanceConfigFactory(is_default=True)
+    instance = InstanceConfigFactory()
+
+    response = admin_client.post(
+        CHANGELIST_URL, {"action": "make_default", "_selected_action": [instance.pk]}
+    )
+
+    assert response.status_code == 302
+    instance.refresh_from_db()
+    previous.refresh_from_db()
+    assert instance.is_default
+    assert not previous.is_default
+
+
+def test_it_refuses_to_make_two_instances_default(admin_client):
+    previous = InstanceConfigFactory(is_default=True)
+    first = InstanceConfigFactory()
+    second = InstanceConfigFactory()
+
+    response = admin_client.post(
+        CHANGELIST_URL,
+        {"action": "make_default", "_selected_action": [first.pk, second.pk]},
+        follow=True,
+    )
+
+    assert "Select exactly one instance." in error_messages(response)
+    assert list(InstanceConfig.objects.filter(is_default=True)) == [previous]
+
+
+def test_it_deletes_an_instance(admin_client, caplog):
+    caplog.set_level("INFO", logger="instances.services")
+    instance = InstanceConfigFactory()
+    url = reverse("admin:instances_instanceconfig_delete", args=[instance.pk])
+
+    response = admin_client.post(url, {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not InstanceConfig.objects.exists()
+    assert f"instance deleted: {instance.name}" in caplog.messages
+
+
+def test_it_deletes_the_selected_instances(admin_client, caplog):
+    caplog.set_level("INFO", logger="instances.services")
+    kept = InstanceConfigFactory()
+    selected = [InstanceConfigFactory().pk, InstanceConfigFactory().pk]
+
+    response = admin_client.post(
+        CHANGELIST_URL, {"action": "delete_selected", "_selected_action": selected, "post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert list(InstanceConfig.objects.all()) == [kept]
+    assert sum(message.startswith("instance deleted:") for message in caplog.messages) == 2
