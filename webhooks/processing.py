@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from webhooks import agents, evolution
 from webhooks.models import Conversation, Message
-from webhooks.tasks import process_conversation
+from webhooks.tasks import queue_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def recover_expired_leases() -> int:
                 lease_owner="", leased_until=None
             )
             if taken:
-                process_conversation.enqueue(conversation_id)
+                queue_conversation(conversation_id)
                 recovered += 1
     if recovered:
         logger.warning("requeued %d conversations whose worker lease expired", recovered)
@@ -106,9 +106,7 @@ def _release_until_retry(message: Message, worker_id: str) -> None:
         Conversation.objects.filter(pk=message.conversation_id, lease_owner=worker_id).update(
             lease_owner="", leased_until=None
         )
-        process_conversation.using(run_after=message.next_attempt_at).enqueue(
-            message.conversation_id
-        )
+        queue_conversation(message.conversation_id, run_after=message.next_attempt_at)
 
 
 def _answer(message: Message) -> None:

@@ -17,7 +17,7 @@ from webhooks.parsing import (
     ignore_reason,
     parse_incoming_message,
 )
-from webhooks.tasks import process_conversation
+from webhooks.tasks import queue_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def handle_incoming_message(
             _store(instance, conversation, incoming, payload, reason)
             if not reason:
                 # In the same transaction as the message: both are stored, or neither.
-                process_conversation.enqueue(conversation.pk)
+                queue_conversation(conversation.pk)
     except IntegrityError:
         # The same message delivered twice at the same moment: the other delivery stored it.
         return WebhookOutcome("duplicate", message_id=incoming.message_id)
@@ -116,7 +116,7 @@ def retry_message(message: Message) -> Message:
         message.attempts = 0
         message.next_attempt_at = None
         message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
-        process_conversation.enqueue(message.conversation_id)
+        queue_conversation(message.conversation_id)
     logger.info("message %s queued again", message.pk)
     return message
 

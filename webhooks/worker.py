@@ -17,6 +17,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from webhooks import doorbell
 from webhooks.processing import recover_expired_leases
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class WorkerProcess:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self._stopping = threading.Event()
         self._wakeup = threading.Condition()
+        self._rings = 0  # counts wake-ups, so a loop cannot miss one between looking and waiting
 
     def run(self) -> None:
         """Run until SIGINT/SIGTERM; the tasks under way finish first."""
@@ -46,6 +48,7 @@ class WorkerProcess:
             for n in range(self.concurrency)
         ]
         threads.append(threading.Thread(target=self._recover, name="recovery", daemon=True))
+        threads.append(threading.Thread(target=self._listen, name="doorbell", daemon=True))
         for thread in threads:
             thread.start()
         logger.info("worker %s: %d loops started", self.worker_id, self.concurrency)
@@ -61,6 +64,7 @@ class WorkerProcess:
 
     def wake(self) -> None:
         with self._wakeup:
+            self._rings += 1
             self._wakeup.notify_all()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -88,9 +92,11 @@ class WorkerProcess:
         try:
             while not self._stopping.is_set():
                 close_old_connections()
+                rings_seen = self._rings
                 if not self.run_one_task(loop):
                     with self._wakeup:
-                        self._wakeup.wait(timeout=self.poll_interval)
+                        if self._rings == rings_seen:
+                            self._wakeup.wait(timeout=self.poll_interval)
         finally:
             connection.close()
 
@@ -114,6 +120,12 @@ class WorkerProcess:
             if is_locked_database_exception(error):
                 return None
             raise
+
+    def _listen(self) -> None:
+        try:
+            doorbell.listen(self.wake, self._stopping)
+        finally:
+            connection.close()
 
     def _recover(self) -> None:
         try:

@@ -1,0 +1,71 @@
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from tests.webhooks.conftest import evolution_payload
+from webhooks import worker as worker_module
+from webhooks.models import Conversation, Message
+from webhooks.processing import _claim_next_message
+from webhooks.worker import WorkerProcess
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@contextmanager
+def running(worker: WorkerProcess) -> Iterator[WorkerProcess]:
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    time.sleep(0.2)  # let the doorbell start listening
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def test_an_idle_worker_is_woken_by_a_new_message_long_before_its_poll(agent, evolution, tenant_at):
+    tenant_at(name="acme")
+
+    with running(WorkerProcess(concurrency=2, poll_interval=60)):
+        started = time.monotonic()
+        Client().post(
+            "/webhook/evolution/acme",
+            json.dumps(evolution_payload("text_pn")),
+            content_type="application/json",
+        )
+        evolution.wait_for(1, timeout=5)
+        elapsed = time.monotonic() - started
+
+    assert len(evolution.requests) == 1
+    assert elapsed < 5
+
+
+def test_a_worker_recovers_a_conversation_whose_worker_died(
+    agent, evolution, tenant_at, monkeypatch
+):
+    monkeypatch.setattr(worker_module, "RECOVERY_INTERVAL", 0.05)
+    tenant_at(name="acme")
+    Client().post(
+        "/webhook/evolution/acme",
+        json.dumps(evolution_payload("text_pn")),
+        content_type="application/json",
+    )
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.update(status="RUNNING")  # its worker was killed mid-task
+    _claim_next_message(Conversation.objects.get().pk, "dead-worker")
+    Conversation.objects.update(leased_until=timezone.now() - timedelta(seconds=1))
+
+    with running(WorkerProcess(concurrency=1, poll_interval=0.05)):
+        evolution.wait_for(1, timeout=5)
+
+    assert len(evolution.requests) == 1
+    assert Message.objects.get().status == Message.Status.ANSWERED
