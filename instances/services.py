@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from instances.models import InstanceConfig
+from instances.selectors import forget_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def create_instance(
                 instance = set_default_instance(instance)
     except IntegrityError:
         raise InstanceExistsError(name) from None
+    _forget(instance)
     logger.info("instance created: %s", instance.name)
     return instance
 
@@ -102,12 +104,14 @@ def update_instance(instance: InstanceConfig, **changes: Any) -> InstanceConfig:
         instance.save()
         if make_default:
             instance = set_default_instance(instance)
+    _forget(instance)
     logger.info("instance updated: %s", instance.name)
     return instance
 
 
 def delete_instance(instance: InstanceConfig) -> None:
     instance.delete()
+    _forget(instance)
     logger.info("instance deleted: %s", instance.name)
 
 
@@ -120,6 +124,7 @@ def set_default_instance(instance: InstanceConfig) -> InstanceConfig:
         )
         InstanceConfig.objects.filter(pk=instance.pk).update(is_default=True)
     instance.refresh_from_db()
+    _forget(instance)
     logger.info("default instance is now %s", instance.name)
     return instance
 
@@ -161,6 +166,13 @@ def rotate_encryption_keys() -> int:
                 # Loading decrypted with any key; saving encrypts with the first.
                 instance.save(update_fields=list(SECRET_FIELDS))
     return len(primary_keys)
+
+
+def _forget(instance: InstanceConfig) -> None:
+    """Drop cached lookups now and again at commit: in between, a webhook may cache the old row."""
+    name = instance.name
+    forget_tenant(name)
+    transaction.on_commit(lambda: forget_tenant(name))
 
 
 def describe_validation_error(error: ValidationError) -> str:

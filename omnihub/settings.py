@@ -152,3 +152,9 @@ LEASE_MARGIN = env.float("LEASE_MARGIN", default=30.0)
 # Conversations one worker process answers at once, and how often idle workers look for work.
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
 WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=1.0)
+
+# Per-process memory by default; set CACHE_URL (e.g. redis://127.0.0.1:6379/1) to share it, so a
+# tenant changed through one process is seen at once by all.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# How long a process may keep using a cached tenant lookup that another process changed.
+TENANT_CACHE_SECONDS = env.int("TENANT_CACHE_SECONDS", default=30)

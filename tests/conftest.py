@@ -37,3 +37,10 @@ def _no_outbound_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def api_client() -> Client:
     """A client that sends the REST API key."""
     return Client(headers={"X-API-Key": API_KEY})
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()

@@ -1,7 +1,6 @@
 """Which tenant a webhook URL names, and which event Evolution appended to it."""
 
-from instances.models import InstanceConfig
-from instances.services import InstanceNotFoundError, get_instance
+from instances.selectors import TenantNotFoundError, TenantRef, find_default_tenant, find_tenant
 
 # With "webhook by events" on, Evolution appends the event to the URL, e.g. /messages-upsert.
 EVOLUTION_EVENTS = frozenset(
@@ -17,19 +16,14 @@ EVOLUTION_EVENTS = frozenset(
 )  # fmt: skip
 
 
-def default_instance() -> InstanceConfig:
-    instance = InstanceConfig.objects.filter(is_default=True).first()
-    if instance is None:
-        raise InstanceNotFoundError("(default)")
-    return instance
-
-
-def instance_and_event(name: str, event: str) -> tuple[InstanceConfig, str]:
+def tenant_and_event(name: str, event: str) -> tuple[TenantRef, str]:
     """`/webhook/evolution/messages-upsert` is the default tenant's event, unless a tenant
     is really named so: a tenant's own name always wins."""
+    if not name:
+        return find_default_tenant(), event
     try:
-        return get_instance(name), event
-    except InstanceNotFoundError:
+        return find_tenant(name), event
+    except TenantNotFoundError:
         if event or name not in EVOLUTION_EVENTS:
             raise
-        return default_instance(), name
+        return find_default_tenant(), name

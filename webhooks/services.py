@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from instances.models import InstanceConfig
+from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
 from webhooks.models import Conversation, Message
 from webhooks.parsing import (
     IncomingMessage,
@@ -49,7 +49,7 @@ class WebhookOutcome:
 
 
 def handle_webhook(
-    instance: InstanceConfig, payload: dict[str, Any], *, event_from_url: str = ""
+    tenant: TenantRef, payload: dict[str, Any], *, event_from_url: str = ""
 ) -> WebhookOutcome:
     event = event_name(payload) or event_name({"event": event_from_url})
     if event != MESSAGE_EVENT:
@@ -58,27 +58,31 @@ def handle_webhook(
         incoming = parse_incoming_message(payload)
     except UnreadablePayloadError as error:
         # Answered 200: Evolution would otherwise redeliver a payload that can never be read.
-        logger.warning("unreadable webhook for instance %s: %s", instance.name, error)
+        logger.warning("unreadable webhook for instance %s: %s", tenant.name, error)
         return WebhookOutcome("ignored", f"unreadable message: {error}")
-    return handle_incoming_message(instance, incoming, payload)
+    return handle_incoming_message(tenant, incoming, payload)
 
 
 def handle_incoming_message(
-    instance: InstanceConfig, incoming: IncomingMessage, payload: dict[str, Any]
+    tenant: TenantRef, incoming: IncomingMessage, payload: dict[str, Any]
 ) -> WebhookOutcome:
     reason = ignore_reason(incoming) or ""
-    if Message.objects.filter(instance=instance, whatsapp_id=incoming.message_id).exists():
+    if _is_stored(tenant, incoming):
         return WebhookOutcome("duplicate", message_id=incoming.message_id)
     try:
         with transaction.atomic():
             conversation, _ = Conversation.objects.get_or_create(
-                instance=instance, chat_jid=incoming.chat_jid
+                instance_id=tenant.id, chat_jid=incoming.chat_jid
             )
-            _store(instance, conversation, incoming, payload, reason)
+            _store(tenant, conversation, incoming, payload, reason)
             if not reason:
                 # In the same transaction as the message: both are stored, or neither.
                 queue_conversation(conversation.pk)
     except IntegrityError:
+        if not _is_stored(tenant, incoming):
+            # Not a duplicate: the tenant was deleted after it was looked up.
+            forget_tenant(tenant.name)
+            raise TenantNotFoundError(tenant.name) from None
         # The same message delivered twice at the same moment: the other delivery stored it.
         return WebhookOutcome("duplicate", message_id=incoming.message_id)
     if reason:
@@ -121,18 +125,21 @@ def retry_message(message: Message) -> Message:
     return message
 
 
+def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:
+    return Message.objects.filter(instance_id=tenant.id, whatsapp_id=incoming.message_id).exists()
+
+
 def _store(
-    instance: InstanceConfig,
+    tenant: TenantRef,
     conversation: Conversation,
     incoming: IncomingMessage,
     payload: dict[str, Any],
     reason: str,
 ) -> Message:
     media = incoming.media
-    # Only the default tenant without a server of its own answers through the webhook's.
-    falls_back = not instance.evolution_url
+    falls_back = tenant.replies_through_webhook
     return Message.objects.create(
-        instance=instance,
+        instance_id=tenant.id,
         conversation=conversation,
         whatsapp_id=incoming.message_id,
         status=Message.Status.IGNORED if reason else Message.Status.RECEIVED,

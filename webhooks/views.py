@@ -12,8 +12,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from instances.services import InstanceNotFoundError
-from webhooks.routing import default_instance, instance_and_event
+from instances.selectors import TenantNotFoundError
+from webhooks.routing import tenant_and_event
 from webhooks.services import handle_webhook
 
 
@@ -21,8 +21,8 @@ from webhooks.services import handle_webhook
 @require_POST
 def evolution_webhook(request: HttpRequest, name: str = "", event: str = "") -> JsonResponse:
     try:
-        instance, event = instance_and_event(name, event) if name else (default_instance(), event)
-    except InstanceNotFoundError as error:
+        tenant, event = tenant_and_event(name, event)
+    except TenantNotFoundError as error:
         return JsonResponse({"detail": str(error)}, status=404)
     if int(request.headers.get("Content-Length") or 0) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return _too_large()
@@ -34,7 +34,11 @@ def evolution_webhook(request: HttpRequest, name: str = "", event: str = "") -> 
         return JsonResponse({"detail": "the body is not valid JSON"}, status=400)
     if not isinstance(payload, dict):
         return JsonResponse({"detail": "the body must be a JSON object"}, status=400)
-    return JsonResponse(handle_webhook(instance, payload, event_from_url=event).as_dict())
+    try:
+        outcome = handle_webhook(tenant, payload, event_from_url=event)
+    except TenantNotFoundError as error:  # deleted since it was looked up
+        return JsonResponse({"detail": str(error)}, status=404)
+    return JsonResponse(outcome.as_dict())
 
 
 def _too_large() -> JsonResponse:
