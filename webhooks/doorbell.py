@@ -17,7 +17,7 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 CHANNEL = "omnihub_tasks"
-SQLITE_WATCH_INTERVAL = 0.005
+SQLITE_WATCH_INTERVAL = 0.01
 
 
 def ring() -> None:
