@@ -21,6 +21,7 @@ __all__ = [
     "UnreadablePayloadError",
     "event_name",
     "ignore_reason",
+    "normalise_event",
     "parse_incoming_message",
 ]
 
@@ -65,7 +66,7 @@ def event_name(payload: dict[str, Any]) -> str:
     """Normalised event name: "messages.upsert", "MESSAGES_UPSERT" and "messages-upsert" all
     become "messages.upsert"; "" when absent."""
     raw = payload.get("event") if isinstance(payload, dict) else None
-    return _normalise_event(raw) if isinstance(raw, str) else ""
+    return normalise_event(raw) if isinstance(raw, str) else ""
 
 
 def parse_incoming_message(payload: dict[str, Any], *, event_from_url: str = "") -> IncomingMessage:
@@ -73,7 +74,7 @@ def parse_incoming_message(payload: dict[str, Any], *, event_from_url: str = "")
     with "webhook by events", used when the body names no event."""
     if not isinstance(payload, dict):
         raise UnreadablePayloadError("the body is not a JSON object")
-    event = event_name(payload) or _normalise_event(event_from_url)
+    event = event_name(payload) or normalise_event(event_from_url)
     # No event at all is let through: the body's shape, not its label, decides if it is readable.
     if event and event != MESSAGES_UPSERT:
         raise UnreadablePayloadError(f"event {event!r} is not {MESSAGES_UPSERT!r}")
@@ -181,7 +182,7 @@ def _timestamp(value: object) -> datetime | None:
         return None
 
 
-def _normalise_event(raw: str) -> str:
+def normalise_event(raw: str) -> str:
     last_segment = raw.strip().strip("/").rpartition("/")[2]
     return last_segment.lower().replace("_", ".").replace("-", ".")
 

@@ -15,6 +15,7 @@ from webhooks.parsing import (
     UnreadablePayloadError,
     event_name,
     ignore_reason,
+    normalise_event,
     parse_incoming_message,
 )
 from webhooks.tasks import queue_conversation
@@ -51,7 +52,7 @@ class WebhookOutcome:
 def handle_webhook(
     tenant: TenantRef, payload: dict[str, Any], *, event_from_url: str = ""
 ) -> WebhookOutcome:
-    event = event_name(payload) or event_name({"event": event_from_url})
+    event = event_name(payload) or normalise_event(event_from_url)
     if event != MESSAGE_EVENT:
         return WebhookOutcome("ignored", f"event {event or '(none)'!r} is not handled")
     try:

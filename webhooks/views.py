@@ -24,7 +24,7 @@ def evolution_webhook(request: HttpRequest, name: str = "", event: str = "") -> 
         tenant, event = tenant_and_event(name, event)
     except TenantNotFoundError as error:
         return JsonResponse({"detail": str(error)}, status=404)
-    if int(request.headers.get("Content-Length") or 0) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    if _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return _too_large()
     try:
         payload = json.loads(request.body)
@@ -39,6 +39,13 @@ def evolution_webhook(request: HttpRequest, name: str = "", event: str = "") -> 
     except TenantNotFoundError as error:  # deleted since it was looked up
         return JsonResponse({"detail": str(error)}, status=404)
     return JsonResponse(outcome.as_dict())
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return 0  # Django reads the body by its real length and enforces the limit then
 
 
 def _too_large() -> JsonResponse:
