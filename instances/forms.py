@@ -9,9 +9,8 @@ from django.utils.html import format_html
 
 from instances.models import InstanceConfig
 from instances.secrets import mask_secret
-from instances.services import EDITABLE_FIELDS, SECRET_FIELDS
+from instances.services import EDITABLE_FIELDS, SECRET_FIELDS, missing_evolution_fields
 
-# services._validate requires both whenever a tenant talks to its own Evolution server.
 EVOLUTION_FIELDS = ("evolution_url", "evolution_key")
 
 
@@ -73,14 +72,14 @@ class InstanceConfigForm(forms.ModelForm):
         return cleaned_data
 
     def _require_evolution(self, cleaned_data: dict[str, Any]) -> None:
-        """Replicates services._validate's rule, which is private to services.py: a new tenant
-        needs both; an existing one needs both once either is set."""
-        present = [name for name in EVOLUTION_FIELDS if name in self.fields]
-        needed = self.instance.pk is None or any(cleaned_data.get(name) for name in present)
-        if not needed:
-            return
-        for name in present:
-            if not cleaned_data.get(name) and name not in self.errors:
+        """The service layer's rule, checked here so it shows on the form."""
+        missing = missing_evolution_fields(
+            cleaned_data.get("evolution_url") or "",
+            cleaned_data.get("evolution_key") or "",
+            creating=self.instance.pk is None,
+        )
+        for name in missing:
+            if name in self.fields and name not in self.errors:
                 self.add_error(name, "This field is required.")
 
     def validate_constraints(self) -> None:

@@ -72,7 +72,7 @@ def create_instance(
         default_agent=default_agent,
         agent_timeout=agent_timeout,
     )
-    _validate(instance, require_evolution=True)
+    _validate(instance, creating=True)
     if InstanceConfig.objects.filter(name=name).exists():
         raise InstanceExistsError(name)
     try:
@@ -99,7 +99,7 @@ def update_instance(instance: InstanceConfig, **changes: Any) -> InstanceConfig:
         setattr(instance, field, value)
     if make_default is False:
         instance.is_default = False
-    _validate(instance, require_evolution=bool(instance.evolution_url or instance.evolution_key))
+    _validate(instance, creating=False)
     with transaction.atomic():
         instance.save()
         if make_default:
@@ -144,7 +144,8 @@ def seed_default_instance(config: dict[str, Any]) -> InstanceConfig | None:
         return None
     instance = InstanceConfig(**config, is_default=True)
     try:
-        _validate(instance, require_evolution=False)
+        # The one tenant allowed no Evolution server: it replies through each webhook's.
+        _validate(instance, creating=False)
     except ValidationError as error:
         logger.warning(
             "default instance not seeded from .env: %s", describe_validation_error(error)
@@ -184,15 +185,27 @@ def describe_validation_error(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
-def _validate(instance: InstanceConfig, *, require_evolution: bool) -> None:
+def missing_evolution_fields(
+    evolution_url: str, evolution_key: str, *, creating: bool
+) -> list[str]:
+    """A tenant needs its own Evolution server and key: always when created through the API,
+    admin or CLI, and once either is set. Only the .env tenant may have neither."""
+    values = {"evolution_url": evolution_url, "evolution_key": evolution_key}
+    if not creating and not any(values.values()):
+        return []
+    return [field for field, value in values.items() if not value]
+
+
+def _validate(instance: InstanceConfig, *, creating: bool) -> None:
     errors: dict[str, list[str]] = {}
     try:
         instance.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as error:
         errors.update(error.message_dict)
-    if require_evolution:
-        for field in ("evolution_url", "evolution_key"):
-            if not getattr(instance, field) and field not in errors:
-                errors[field] = ["This field is required."]
+    missing = missing_evolution_fields(
+        instance.evolution_url, instance.evolution_key, creating=creating
+    )
+    for field in missing:
+        errors.setdefault(field, ["This field is required."])
     if errors:
         raise ValidationError(errors)
