@@ -17,3 +17,41 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory):
     default_agent = "assistant"
     agent_timeout = 30
     is_default = False
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "webhooks.Conversation"
+        django_get_or_create = ("instance", "chat_jid")
+
+    instance = factory.SubFactory(InstanceConfigFactory)
+    chat_jid = factory.Sequence(lambda n: f"55119{n:08d}@s.whatsapp.net")
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    """A received 1:1 text message; its conversation is the tenant's chat, made when missing."""
+
+    class Meta:
+        model = "webhooks.Message"
+
+    instance = factory.SubFactory(InstanceConfigFactory)
+    chat_jid = factory.Sequence(lambda n: f"55119{n:08d}@s.whatsapp.net")
+    conversation = factory.SubFactory(
+        ConversationFactory,
+        instance=factory.SelfAttribute("..instance"),
+        chat_jid=factory.SelfAttribute("..chat_jid"),
+    )
+    whatsapp_id = factory.Sequence(lambda n: f"3EB0{n:012d}")
+    phone = factory.LazyAttribute(lambda o: o.chat_jid.partition("@")[0])
+    reply_to = factory.LazyAttribute(lambda o: o.phone)
+    whatsapp_user_id = factory.LazyAttribute(lambda o: o.chat_jid)
+    push_name = "Maria"
+    kind = "text"
+    text = "Oi! Vocês abrem amanhã?"
+    raw_payload = factory.LazyAttribute(
+        lambda o: {
+            "event": "messages.upsert",
+            "instance": o.instance.whatsapp_instance,
+            "data": {"key": {"id": o.whatsapp_id, "remoteJid": o.chat_jid, "fromMe": False}},
+        }
+    )

@@ -37,4 +37,5 @@ class MessageAdmin(admin.ModelAdmin):
                 retried += 1
             except MessageNotRetryableError as error:
                 self.message_user(request, str(error), messages.WARNING)
-        self.message_user(request, f"{retried} message(s) queued again.", messages.SUCCESS)
+        if retried:
+            self.message_user(request, f"{retried} message(s) queued again.", messages.SUCCESS)

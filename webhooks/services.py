@@ -108,7 +108,9 @@ def find_messages(
     if status:
         messages = messages.filter(status=status)
     if phone:
-        messages = messages.filter(phone="".join(filter(str.isdigit, phone)))
+        # Stored phones are digits; one with none ("+", "abc") matches nothing, not every LID chat.
+        digits = "".join(filter(str.isdigit, phone))
+        messages = messages.filter(phone=digits) if digits else messages.none()
     return messages
 
 
