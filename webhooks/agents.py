@@ -10,6 +10,10 @@ from typing import Any
 
 import httpx
 
+# Built once: httpx would build a new TLS context (~20 ms of CPU) for every client. It holds only
+# the trusted CA certificates, nothing of any tenant.
+TLS_CONTEXT = httpx.create_ssl_context()
+
 # Worth another try later: the agent may be back by then.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -53,7 +57,7 @@ def run_agent(
 ) -> AgentReply:
     started = time.monotonic()
     try:
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, verify=TLS_CONTEXT) as client:
             response = client.post(
                 f"{base_url}/api/v1/agent/{agent}/run",
                 json=_body(request),

@@ -6,6 +6,10 @@ Like the agents client, it takes the tenant's server, key and instance as argume
 
 import httpx
 
+# Built once: httpx would build a new TLS context (~20 ms of CPU) for every client. It holds only
+# the trusted CA certificates, nothing of any tenant.
+TLS_CONTEXT = httpx.create_ssl_context()
+
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -20,7 +24,7 @@ def send_text(
     *, base_url: str, api_key: str, instance: str, number: str, text: str, timeout: float
 ) -> None:
     try:
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, verify=TLS_CONTEXT) as client:
             response = client.post(
                 f"{base_url}/message/sendText/{instance}",
                 json={"number": number, "text": text},

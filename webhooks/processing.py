@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.tasks import TaskResultStatus
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from webhooks import agents, evolution
 from webhooks.models import Conversation, Message
-from webhooks.tasks import queue_conversation
+from webhooks.tasks import process_conversation, queue_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,9 @@ def answer_conversation(conversation_id: int, *, worker_id: str) -> int:
 
 
 def recover_expired_leases() -> int:
-    """Requeue conversations whose worker died holding them (kill -9, lost machine)."""
+    """Requeue conversations whose worker died (kill -9, lost machine): those whose lease expired,
+    and those whose task was taken but whose lease was never set, as a worker killed between the
+    two leaves them."""
     now = timezone.now()
     expired = Conversation.objects.filter(leased_until__lt=now).values_list("pk", flat=True)
     recovered = 0
@@ -48,8 +52,34 @@ def recover_expired_leases() -> int:
             if taken:
                 queue_conversation(conversation_id)
                 recovered += 1
+    recovered += _recover_abandoned_tasks(now)
     if recovered:
-        logger.warning("requeued %d conversations whose worker lease expired", recovered)
+        logger.warning("requeued %d conversations whose worker stopped", recovered)
+    return recovered
+
+
+def _recover_abandoned_tasks(now: datetime) -> int:
+    # A task older than the shortest possible lease whose conversation holds no lease has lost
+    # its worker: a live one leases its conversation within milliseconds of taking the task.
+    cutoff = now - timedelta(seconds=1 + settings.EVOLUTION_TIMEOUT + settings.LEASE_MARGIN)
+    stale = DBTaskResult.objects.filter(
+        status=TaskResultStatus.RUNNING,
+        task_path=process_conversation.module_path,
+        started_at__lt=cutoff,
+    )
+    recovered = 0
+    for task_id, arguments in list(stale.values_list("id", "args_kwargs")[:1000]):
+        conversation_id = arguments["args"][0]
+        with transaction.atomic():
+            held = Conversation.objects.filter(pk=conversation_id, leased_until__gte=now).exists()
+            if held:
+                continue
+            # Marked failed first and conditionally, so two sweepers never both requeue it.
+            if DBTaskResult.objects.filter(id=task_id, status=TaskResultStatus.RUNNING).update(
+                status=TaskResultStatus.FAILED, finished_at=now
+            ):
+                queue_conversation(conversation_id)
+                recovered += 1
     return recovered
 
 

@@ -329,3 +329,31 @@ def test_the_database_connection_is_not_left_in_a_transaction(agent, evolution, 
 
     assert not connection.in_atomic_block
     assert time.monotonic() > 0
+
+
+def test_a_task_whose_worker_died_before_leasing_its_conversation_is_requeued(
+    agent, evolution, tenant_at
+):
+    tenant_at(name="acme")
+    post("/webhook/evolution/acme", evolution_payload("text_pn"))
+    # The worker took the task, then was killed before it leased the conversation.
+    DBTaskResult.objects.update(status="RUNNING", started_at=timezone.now())
+    assert recover_expired_leases() == 0  # too recent: its worker may still be starting
+    DBTaskResult.objects.update(started_at=timezone.now() - timedelta(minutes=5))
+
+    assert recover_expired_leases() == 1
+    assert recover_expired_leases() == 0
+    drain_tasks()
+
+    assert len(evolution.requests) == 1
+    assert Message.objects.get().status == Message.Status.ANSWERED
+
+
+def test_a_live_task_holding_its_lease_is_left_alone(agent, evolution, tenant_at):
+    tenant_at(name="acme")
+    post("/webhook/evolution/acme", evolution_payload("text_pn"))
+    DBTaskResult.objects.update(status="RUNNING", started_at=timezone.now() - timedelta(minutes=5))
+    _claim_next_message(Conversation.objects.get().pk, "live-worker")
+
+    assert recover_expired_leases() == 0
+    assert DBTaskResult.objects.get().status == "RUNNING"
