@@ -1,0 +1,47 @@
+"""Add many tenants at once, through Django (run with DJANGO_SETTINGS_MODULE=bench.settings).
+
+bulk_create with model instances: EncryptedTextField encrypts in get_prep_value, so the keys are
+stored encrypted exactly as a tenant saved one by one would have them.
+
+    python -m bench.setup_db --count 9999 --agent-url URL --evolution-url URL
+"""
+
+import argparse
+
+import django
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--agent-url", required=True)
+    parser.add_argument("--evolution-url", required=True)
+    args = parser.parse_args()
+    django.setup()
+    from instances.models import InstanceConfig
+
+    InstanceConfig.objects.bulk_create(
+        (
+            InstanceConfig(
+                name=tenant_name(number),
+                evolution_url=args.evolution_url,
+                evolution_key=f"evolution-key-{number}",
+                whatsapp_instance=tenant_name(number),
+                agent_api_url=args.agent_url,
+                agent_api_key=f"agent-key-{number}",
+                default_agent="bot",
+                agent_timeout=30,
+            )
+            for number in range(args.count)
+        ),
+        batch_size=500,
+    )
+    print(f"{InstanceConfig.objects.count()} tenants")
+
+
+def tenant_name(number: int) -> str:
+    return f"tenant-{number:05d}"
+
+
+if __name__ == "__main__":
+    main()
