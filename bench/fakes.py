@@ -13,15 +13,19 @@ benchmark compares it with its own request start times.
                                       waits until N replies arrived (or T seconds passed), then
                                       {"sends": [[text, monotonic], ...], "agent_calls": n}
 
-Run: python -m uvicorn bench.fakes:app --host 127.0.0.1 --port PORT
+Run: python -m uvicorn bench.fakes:app --host 127.0.0.1 --port PORT; the benchmark drives it
+with `Fakes`.
 """
 
 import asyncio
 import json
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
+
+import httpx
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -91,3 +95,26 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 app = FakeGateways()
+
+
+class Fakes:
+    """Drives the fake Agents/Evolution process (bench/fakes.py) over HTTP."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def configure(self, *, agent_delay: float) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            await client.post(f"{self.url}/_bench/reset")
+            await client.post(f"{self.url}/_bench/config", json={"agent_delay": agent_delay})
+
+    async def sends(self, count: int, timeout: float) -> dict[str, list[float]]:
+        """Arrival times by reply text, once `count` replies arrived or `timeout` passed."""
+        async with httpx.AsyncClient(timeout=timeout + 10) as client:
+            answer = await client.get(
+                f"{self.url}/_bench/sends", params={"count": count, "timeout": timeout}
+            )
+        arrivals: dict[str, list[float]] = defaultdict(list)
+        for text, arrived in answer.json()["sends"]:
+            arrivals[text].append(arrived)
+        return arrivals

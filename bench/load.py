@@ -5,6 +5,7 @@ generator measures both the bare baseline and the webhook, which keeps their rat
 """
 
 import asyncio
+import contextlib
 import json
 import resource
 import statistics
@@ -190,6 +191,7 @@ class HealthProbe:
         self.timeout = timeout
         self.report = HealthReport()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=timeout)
 
     async def __aenter__(self) -> "HealthProbe":
@@ -197,16 +199,19 @@ class HealthProbe:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        # The probe under way is let finish: a client hanging up mid-request can make Django log
+        # "Exception in ASGI application", which would be the benchmark's doing.
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.report.after_ok = await self._probe()
         await self._client.aclose()
 
     async def _probe_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._probe()
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
     async def _probe(self) -> bool:
         started = time.monotonic()

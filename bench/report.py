@@ -153,7 +153,8 @@ def rows(sizes: Sizes, worker_concurrency: int) -> list[Row]:
         Row(f"3. Slow agents {slow}, 2 worker processes", "", seconds_cell("slow_2", None)),
         Row("2-3. /health during pipeline runs", "always 200", health_cell("pipeline")),
         Row("4. Ack p50 (c=1), 1 tenant", "baseline", tenants_cell(1)),
-        Row(f"4. Ack p50 (c=1), {sizes.many_tenants:,} tenants", "≤ 1 tenant + 20%",
+        Row(f"4. Ack p50 (c=1), {sizes.many_tenants:,} tenants, a random one per message",
+            "≤ 1 tenant + 20%",
             tenants_cell(sizes.many_tenants)),
         Row("5. Peak RSS (VmHWM), web process, runs 1-3", "< 100 MiB", memory_cell("web", 100)),
         Row("5. Peak RSS (VmHWM), one worker process, runs 2-3", "< 150 MiB",
@@ -262,6 +263,19 @@ def code_version(root: Path) -> str:
         return "unknown"
     edited = [line[3:] for line in changed if line.strip()]
     return commit + (f" + uncommitted changes to {', '.join(edited)}" if edited else "")
+
+
+def changed_between(root: Path, before: str, after: str) -> str:
+    """Describe what changed outside bench/ between two code_version() answers."""
+    first, last = before.split()[0], after.split()[0]
+    files = subprocess.run(
+        ["git", "diff", "--name-only", first, last, "--", ".", ":!bench"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    touched = ", ".join(files) if files else "nothing outside bench/"
+    return f"{before} at the start, {after} at the end (changed meanwhile: {touched})"
 
 
 def busy_cpu_seconds() -> float:

@@ -27,7 +27,8 @@ import uvloop
 from cryptography.fernet import Fernet
 
 from bench import report
-from bench.scenarios import FULL, QUICK, Bench, Fakes, Figures
+from bench.fakes import Fakes
+from bench.scenarios import FULL, QUICK, Bench, Figures
 from bench.servers import (
     ROOT,
     Database,
@@ -144,7 +145,7 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     code = report.code_version(ROOT)
     if code != code_before:
-        code = f"{code_before} at the start, {code} at the end: the code changed during the run"
+        code = report.changed_between(ROOT, code_before, code)
     text = "\n".join(
         [
             "# Omnihub benchmark",

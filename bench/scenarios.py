@@ -15,8 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import httpx
-
+from bench.fakes import Fakes
 from bench.load import HealthProbe, HealthReport, LoadResult, post_all, quantile, text_payload
 from bench.servers import PYTHON, Database, Process, Supervisor, free_port
 from bench.setup_db import tenant_name
@@ -72,29 +71,6 @@ class Figures:
 
     def runs(self, name: str) -> int:
         return len(self.values.get(name, []))
-
-
-class Fakes:
-    """Drives the fake Agents/Evolution process (bench/fakes.py) over HTTP."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def configure(self, *, agent_delay: float) -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
-            await client.post(f"{self.url}/_bench/reset")
-            await client.post(f"{self.url}/_bench/config", json={"agent_delay": agent_delay})
-
-    async def sends(self, count: int, timeout: float) -> dict[str, list[float]]:
-        """Arrival times by reply text, once `count` replies arrived or `timeout` passed."""
-        async with httpx.AsyncClient(timeout=timeout + 10) as client:
-            answer = await client.get(
-                f"{self.url}/_bench/sends", params={"count": count, "timeout": timeout}
-            )
-        arrivals: dict[str, list[float]] = defaultdict(list)
-        for text, arrived in answer.json()["sends"]:
-            arrivals[text].append(arrived)
-        return arrivals
 
 
 @dataclass
@@ -249,19 +225,32 @@ class Bench:
             self.figures.add(f"{name}_p50", quantile(latencies, 50))
             self.figures.add(f"{name}_p99", quantile(latencies, 99))
 
-    async def tenant_lookup(self, base: str, tenants: int) -> None:
-        """Ack p50 at concurrency 1; with many tenants each message goes to a random one."""
-        sizes, total = self.sizes, self.sizes.warmup + self.sizes.tenant_requests
-        names = [TENANT] if tenants == 1 else [tenant_name(n) for n in range(tenants - 1)]
-        chosen = random.Random(tenants).choices(names, k=total)
-        _, bodies = self.messages(total, "tenants", chats=500, tenants=chosen)
-        urls = [f"{base}/webhook/evolution/{name}" for name in chosen]
-        await post_all(urls[: sizes.warmup], bodies[: sizes.warmup], 1)
-        async with HealthProbe(f"{base}/health", interval=1.0) as probe:
-            result = await post_all(urls[sizes.warmup :], bodies[sizes.warmup :], 1)
-        self.figures.health["tenants"].merge(probe.report)
-        self.figures.webhook_statuses.update(result.statuses)
-        self.figures.add(f"tenants_{tenants}_p50", result.p50)
+    async def tenant_lookup(self, one: str, many: str) -> None:
+        """Ack p50 at concurrency 1: `one` serves a database with one tenant, `many` one with
+        many, where each message goes to a random tenant. Served side by side and asked in
+        alternating blocks, so the machine's drift weighs on both alike."""
+        sizes, block = self.sizes, 25
+        names = [tenant_name(n) for n in range(sizes.many_tenants - 1)]
+        chooser = random.Random(sizes.many_tenants)
+        latencies: dict[str, list[float]] = {one: [], many: []}
+        probe_one, probe_many = (
+            HealthProbe(f"{one}/health", 1.0),
+            HealthProbe(f"{many}/health", 1.0),
+        )
+        async with probe_one, probe_many:
+            for number in range(-sizes.warmup // block, sizes.tenant_requests // block):
+                for base in (one, many):
+                    tenants = [TENANT] * block if base == one else chooser.choices(names, k=block)
+                    _, bodies = self.messages(block, "tenants", tenants=tenants)
+                    urls = [f"{base}/webhook/evolution/{name}" for name in tenants]
+                    result = await post_all(urls, bodies, 1)
+                    self.figures.webhook_statuses.update(result.statuses)
+                    if number >= 0:  # the first blocks warm both servers up
+                        latencies[base] += result.latencies
+        for probe in (probe_one, probe_many):
+            self.figures.health["tenants"].merge(probe.report)
+        self.figures.add("tenants_1_p50", quantile(latencies[one], 50))
+        self.figures.add(f"tenants_{sizes.many_tenants}_p50", quantile(latencies[many], 50))
 
     async def run_once(self, *, slow: bool) -> None:
         """One run of every scenario; `slow` adds the slow-agent ones (tens of seconds each)."""
@@ -294,13 +283,15 @@ class Bench:
             supervisor.stop_all(keep=("fakes",))
         for name, kib in peaks.items():
             self.figures.add(f"{name}_peak_mib", kib / 1024)
-        for template, tenants in (("one_tenant", 1), ("many_tenants", self.sizes.many_tenants)):
-            self.fresh(template)
-            web = supervisor.start_web(port)
-            try:
-                await self.tenant_lookup(base, tenants)
-            finally:
-                supervisor.stop(web)
+        self.fresh("one_tenant")
+        other = free_port()
+        many = self.database.reset("many_tenants", second=True)
+        supervisor.start_web(port)
+        supervisor.start_web(other, database_url=many)
+        try:
+            await self.tenant_lookup(base, f"http://127.0.0.1:{other}")
+        finally:
+            supervisor.stop_all(keep=("fakes",))
         progress("tenants")
 
 

@@ -113,11 +113,11 @@ class Supervisor:
         if code != 0:
             raise RuntimeError(f"{' '.join(args[1:3])} failed ({code}):\n{process.tail()}")
 
-    def start_web(self, port: int) -> Process:
+    def start_web(self, port: int, database_url: str = "") -> Process:
         args = [PYTHON, "-m", "uvicorn", "omnihub.asgi:application", "--host", "127.0.0.1",
                 "--port", str(port), "--lifespan", "off", "--no-access-log",
                 "--log-level", "warning"]  # fmt: skip
-        web = self.start("web", args)
+        web = self.start("web", args, {"DATABASE_URL": database_url} if database_url else None)
         web.port = port
         wait_http(f"http://127.0.0.1:{port}/health", web)
         return web
@@ -193,8 +193,9 @@ class Database:
         """An empty database, or a copy of another template."""
         raise NotImplementedError
 
-    def reset(self, template: str) -> str:
-        """Make the live database a copy of `template`; returns its URL."""
+    def reset(self, template: str, *, second: bool = False) -> str:
+        """Make the live database (or a second one, served beside it) a copy of `template`;
+        returns its URL."""
         raise NotImplementedError
 
     def version(self) -> str:
@@ -221,9 +222,10 @@ class SqliteDatabase(Database):
     def create_template(self, template: str, copy_of: str | None = None) -> None:
         self._copy(self._path(copy_of) if copy_of else None, self._path(template))
 
-    def reset(self, template: str) -> str:
-        self._copy(self._path(template), self.live)
-        return f"sqlite:///{self.live}"
+    def reset(self, template: str, *, second: bool = False) -> str:
+        live = self.live.with_stem(f"{self.live.stem}_second") if second else self.live
+        self._copy(self._path(template), live)
+        return f"sqlite:///{live}"
 
     def _copy(self, source: Path | None, target: Path) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -277,9 +279,10 @@ class PostgresDatabase(Database):
     def create_template(self, template: str, copy_of: str | None = None) -> None:
         self._recreate(self._name(template), self._name(copy_of) if copy_of else None)
 
-    def reset(self, template: str) -> str:
-        self._recreate(self.name, self._name(template))
-        return self.url
+    def reset(self, template: str, *, second: bool = False) -> str:
+        name = self._name("second") if second else self.name
+        self._recreate(name, self._name(template))
+        return f"{self.base}/{name}"
 
     def version(self) -> str:
         with psycopg.connect(self.admin_url) as conn:
@@ -294,6 +297,6 @@ class PostgresDatabase(Database):
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(self._name(template))
                 )
-                for template in self.templates
+                for template in (*self.templates, "second")
             )
         )

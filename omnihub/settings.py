@@ -77,7 +77,9 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+        # Each worker loop holds a connection while it waits on the agent: room for all of them.
+        "max_size": int(env.str("DATABASE_POOL_SIZE", default="") or 0)
+        or max(20, env.int("WORKER_CONCURRENCY", default=8) + 4),
         "timeout": 30,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -111,7 +113,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # Django's own loggers default to INFO and would bypass LOG_LEVEL (a line per task state).
+    "loggers": {"django": {"level": LOG_LEVEL}, "django.db.backends": {"level": "INFO"}},
 }
 
 # --- Omnihub ---------------------------------------------------------------------------------
