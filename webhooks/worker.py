@@ -95,7 +95,8 @@ class WorkerProcess:
                 rings_seen = self._rings
                 if not self.run_one_task(loop):
                     with self._wakeup:
-                        if self._rings == rings_seen:
+                        # stop() may have rung before rings_seen was read: check it here too.
+                        if self._rings == rings_seen and not self._stopping.is_set():
                             self._wakeup.wait(timeout=self.poll_interval)
         finally:
             connection.close()
