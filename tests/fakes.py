@@ -5,6 +5,7 @@ benchmarks) exercise the real clients, sockets and JSON included.
 """
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,3 +97,10 @@ def agent_replying(text: str = "Olá! Abrimos às 9h.") -> FakeServer:
 
 def evolution_accepting() -> FakeServer:
     return FakeServer(default=(201, {"key": {"id": "SENT"}, "status": "PENDING"}))
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

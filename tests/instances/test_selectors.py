@@ -1,13 +1,10 @@
-import json
-
 import pytest
 from django.core.cache import cache
-from django.test import Client
 
 from instances.selectors import TenantNotFoundError, find_default_tenant, find_tenant
 from instances.services import delete_instance, set_default_instance, update_instance
 from tests.factories import InstanceConfigFactory
-from tests.webhooks.conftest import evolution_payload
+from tests.webhooks.conftest import evolution_payload, post_json
 
 pytestmark = pytest.mark.django_db
 
@@ -62,11 +59,7 @@ def test_a_webhook_for_a_tenant_deleted_behind_the_cache_answers_404():
     find_tenant("acme")
     tenant.delete()  # behind the services' back, as another process would
 
-    response = Client().post(
-        "/webhook/evolution/acme",
-        json.dumps(evolution_payload("text_pn")),
-        content_type="application/json",
-    )
+    response = post_json("/webhook/evolution/acme", evolution_payload("text_pn"))
 
     assert response.status_code == 404
     with pytest.raises(TenantNotFoundError):

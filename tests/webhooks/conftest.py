@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.http import HttpResponse
+from django.test import Client, override_settings
 from django_tasks_db.models import DBTaskResult
 
 from tests.factories import InstanceConfigFactory
@@ -20,6 +21,11 @@ def evolution_payload(name: str, **changes: Any) -> dict[str, Any]:
     payload = json.loads((FIXTURES / f"{name}.json").read_text())
     payload.update(changes)
     return payload
+
+
+def post_json(path: str, body: object) -> HttpResponse:
+    """POST `body` as JSON, as Evolution does."""
+    return Client().post(path, json.dumps(body), content_type="application/json")
 
 
 def with_message_id(

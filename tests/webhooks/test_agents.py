@@ -1,6 +1,5 @@
 """The Agents API client against a real local HTTP server (tests.fakes): no database needed."""
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeServer, serve
+from tests.fakes import FakeServer, closed_port, serve
 from webhooks.agents import AgentError, AgentMedia, AgentReply, AgentRequest, run_agent
 
 REQUEST = AgentRequest(
@@ -33,13 +32,6 @@ def ask(url: str, *, request: AgentRequest = REQUEST, timeout: float = 5) -> Age
 def ask_fake(fake: FakeServer, **options: Any) -> AgentReply:
     with serve(fake):
         return ask(fake.url, **options)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: connecting to it is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

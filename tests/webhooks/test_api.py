@@ -1,12 +1,10 @@
-import json
-
 import pytest
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from tests.conftest import API_KEY
 from tests.factories import InstanceConfigFactory, MessageFactory
-from tests.webhooks.conftest import evolution_payload
+from tests.webhooks.conftest import evolution_payload, post_json
 from webhooks.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -23,11 +21,7 @@ def ids(response) -> list[int]:
 
 def receive(tenant: str, fixture: str, **changes) -> Message:
     """Store a message the way production does: through the webhook."""
-    response = Client().post(
-        f"/webhook/evolution/{tenant}",
-        json.dumps(evolution_payload(fixture, **changes)),
-        content_type="application/json",
-    )
+    response = post_json(f"/webhook/evolution/{tenant}", evolution_payload(fixture, **changes))
     assert response.json()["status"] == "queued", response.content
     return Message.objects.latest("id")
 

@@ -1,12 +1,11 @@
 """The Evolution API client against a real local HTTP server (tests.fakes): no database needed."""
 
-import socket
 import time
 from typing import Any
 
 import pytest
 
-from tests.fakes import FakeServer, serve
+from tests.fakes import FakeServer, closed_port, serve
 from webhooks.evolution import EvolutionError, send_text
 
 
@@ -24,13 +23,6 @@ def send(url: str, *, timeout: float = 5) -> None:
 def send_to(fake: FakeServer, **options: Any) -> None:
     with serve(fake):
         send(fake.url, **options)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: connecting to it is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_it_posts_the_text_to_the_instances_send_text_endpoint():

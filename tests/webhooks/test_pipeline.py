@@ -1,6 +1,5 @@
 """The real path: webhook view → task → agent client → Evolution client, against fake servers."""
 
-import json
 import threading
 import time
 from datetime import timedelta
@@ -8,13 +7,12 @@ from itertools import pairwise
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from instances.services import seed_default_instance
 from tests.fakes import agent_replying, evolution_accepting, serve
-from tests.webhooks.conftest import drain_tasks, evolution_payload, with_message_id
+from tests.webhooks.conftest import drain_tasks, evolution_payload, post_json, with_message_id
 from webhooks.models import Conversation, Message
 from webhooks.processing import _claim_next_message, recover_expired_leases
 from webhooks.worker import WorkerProcess
@@ -23,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def post(path: str, body: dict) -> dict:
-    response = Client().post(path, json.dumps(body), content_type="application/json")
+    response = post_json(path, body)
     assert response.status_code == 200, response.content
     return response.json()
 

@@ -1,13 +1,10 @@
 """webhooks.processing piece by piece: backoff, what the agent is asked, retries and their order."""
 
-import json
-
 import pytest
-from django.test import Client
 
 from tests.factories import InstanceConfigFactory, MessageFactory
 from tests.fakes import Recorded
-from tests.webhooks.conftest import drain_tasks, evolution_payload, with_message_id
+from tests.webhooks.conftest import drain_tasks, evolution_payload, post_json, with_message_id
 from webhooks import agents, processing
 from webhooks.models import Message
 from webhooks.processing import agent_request, retry_delay
@@ -19,9 +16,7 @@ PHOTO_URL = "https://mmg.whatsapp.net/o1/v/t62.7118-24/photo.enc"
 
 
 def post(tenant: str, payload: dict) -> None:
-    response = Client().post(
-        f"/webhook/evolution/{tenant}", json.dumps(payload), content_type="application/json"
-    )
+    response = post_json(f"/webhook/evolution/{tenant}", payload)
     assert response.json()["status"] == "queued", response.content
 
 

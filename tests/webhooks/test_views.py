@@ -5,13 +5,10 @@ from django.test import Client, override_settings
 
 from tests.factories import InstanceConfigFactory
 from tests.webhooks.conftest import evolution_payload
+from tests.webhooks.conftest import post_json as post
 from webhooks.models import Message
 
 pytestmark = pytest.mark.django_db
-
-
-def post(path: str, body: object) -> object:
-    return Client().post(path, json.dumps(body), content_type="application/json")
 
 
 def test_it_queues_a_text_message_for_a_tenant():

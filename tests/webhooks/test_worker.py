@@ -1,4 +1,3 @@
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -6,10 +5,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
-from tests.webhooks.conftest import evolution_payload
+from tests.webhooks.conftest import evolution_payload, post_json
 from webhooks import worker as worker_module
 from webhooks.models import Conversation, Message
 from webhooks.processing import _claim_next_message
@@ -36,11 +34,7 @@ def test_an_idle_worker_is_woken_by_a_new_message_long_before_its_poll(agent, ev
 
     with running(WorkerProcess(concurrency=2, poll_interval=60)):
         started = time.monotonic()
-        Client().post(
-            "/webhook/evolution/acme",
-            json.dumps(evolution_payload("text_pn")),
-            content_type="application/json",
-        )
+        post_json("/webhook/evolution/acme", evolution_payload("text_pn"))
         evolution.wait_for(1, timeout=5)
         elapsed = time.monotonic() - started
 
@@ -53,11 +47,7 @@ def test_a_worker_recovers_a_conversation_whose_worker_died(
 ):
     monkeypatch.setattr(worker_module, "RECOVERY_INTERVAL", 0.05)
     tenant_at(name="acme")
-    Client().post(
-        "/webhook/evolution/acme",
-        json.dumps(evolution_payload("text_pn")),
-        content_type="application/json",
-    )
+    post_json("/webhook/evolution/acme", evolution_payload("text_pn"))
     from django_tasks_db.models import DBTaskResult
 
     DBTaskResult.objects.update(status="RUNNING")  # its worker was killed mid-task
