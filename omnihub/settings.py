@@ -31,7 +31,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "omnihub.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -71,6 +71,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 30,
         }
     )
+    # Opening an SQLite connection costs more than most webhooks; threads that live long (the
+    # web's database threads, the worker loops) keep theirs. Nothing limits SQLite connections.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
 else:
     # No ASGI lifespan in Django and a thread per request: persistent connections would pile up
     # (one per thread, "too many clients"). A per-process pool hands them out instead.
@@ -161,6 +164,12 @@ LEASE_MARGIN = env.float("LEASE_MARGIN", default=30.0)
 # Conversations one worker process answers at once, and how often idle workers look for work.
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
 WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=1.0)
+
+# Threads of a web process that run webhooks' database work, each with its own connection.
+# SQLite takes one writer at a time, so more than one thread would only wait on its lock.
+WEB_DB_THREADS = env.int(
+    "WEB_DB_THREADS", default=1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4
+)
 
 # Per-process memory by default; set CACHE_URL (e.g. redis://127.0.0.1:6379/1) to share it, so a
 # tenant changed through one process is seen at once by all.

@@ -18,6 +18,7 @@ from webhooks.parsing import (
     normalise_event,
     parse_incoming_message,
 )
+from webhooks.routing import tenant_and_event
 from webhooks.tasks import queue_conversation
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ class WebhookOutcome:
         return answer
 
 
+def handle_webhook_for(name: str, event_from_url: str, payload: dict[str, Any]) -> WebhookOutcome:
+    """A webhook posted to /webhook/evolution[/{name}][/{event}]."""
+    tenant, event_from_url = tenant_and_event(name, event_from_url)
+    return handle_webhook(tenant, payload, event_from_url=event_from_url)
+
+
 def handle_webhook(
     tenant: TenantRef, payload: dict[str, Any], *, event_from_url: str = ""
 ) -> WebhookOutcome:
@@ -74,10 +81,11 @@ def handle_incoming_message(
             conversation, _ = Conversation.objects.get_or_create(
                 instance_id=tenant.id, chat_jid=incoming.chat_jid
             )
-            _store(tenant, conversation, incoming, payload, reason)
+            conversation_id = conversation.pk
+            _store(tenant, conversation_id, incoming, payload, reason)
             if not reason:
                 # In the same transaction as the message: both are stored, or neither.
-                queue_conversation(conversation.pk)
+                queue_conversation(conversation_id)
     except IntegrityError:
         if not _is_stored(tenant, incoming):
             # Not a duplicate: the tenant was deleted after it was looked up.
@@ -133,7 +141,7 @@ def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:
 
 def _store(
     tenant: TenantRef,
-    conversation: Conversation,
+    conversation_id: int,
     incoming: IncomingMessage,
     payload: dict[str, Any],
     reason: str,
@@ -142,7 +150,7 @@ def _store(
     falls_back = tenant.replies_through_webhook
     return Message.objects.create(
         instance_id=tenant.id,
-        conversation=conversation,
+        conversation_id=conversation_id,
         whatsapp_id=incoming.message_id,
         status=Message.Status.IGNORED if reason else Message.Status.RECEIVED,
         ignore_reason=reason,

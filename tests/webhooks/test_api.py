@@ -7,7 +7,8 @@ from tests.factories import InstanceConfigFactory, MessageFactory
 from tests.webhooks.conftest import evolution_payload, post_json
 from webhooks.models import Message
 
-pytestmark = pytest.mark.django_db
+# The webhook view does its database work on its own threads: the data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST_URL = "/api/v1/messages"
 MEDIA_BYTES = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"

@@ -4,11 +4,12 @@ import pytest
 from django.test import Client, override_settings
 
 from tests.factories import InstanceConfigFactory
-from tests.webhooks.conftest import evolution_payload
+from tests.webhooks.conftest import evolution_payload, with_message_id
 from tests.webhooks.conftest import post_json as post
-from webhooks.models import Message
+from webhooks.models import Conversation, Message
 
-pytestmark = pytest.mark.django_db
+# The webhook view does its database work on its own threads: the data must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_queues_a_text_message_for_a_tenant():
@@ -76,6 +77,22 @@ def test_it_answers_duplicate_for_a_redelivered_message():
     assert first.json()["status"] == "queued"
     assert second.json() == {"status": "duplicate", "message_id": payload["data"]["key"]["id"]}
     assert Message.objects.count() == 1
+
+
+def test_a_chat_s_messages_share_one_conversation():
+    InstanceConfigFactory(name="acme")
+    payload = evolution_payload("text_pn")
+
+    post("/webhook/evolution/acme", with_message_id(payload, "FIRST"))
+    post("/webhook/evolution/acme", with_message_id(payload, "SECOND"))
+    post(
+        "/webhook/evolution/acme",
+        with_message_id(payload, "OTHER", chat="5511900000000@s.whatsapp.net"),
+    )
+
+    first, second, other = Message.objects.order_by("id")
+    assert first.conversation_id == second.conversation_id != other.conversation_id
+    assert Conversation.objects.count() == 2
 
 
 def test_the_same_message_id_on_two_tenants_is_two_messages():

@@ -1,0 +1,42 @@
+"""Database work for async views, on a few long-lived threads that keep their connections.
+
+Django runs a sync view under ASGI in a thread made for that one request, so each request
+opened (or took from the pool) a connection of its own and threads piled up under load. An async
+view hands its ORM work to these threads instead: their number bounds the connections and
+threads the web process holds, and each keeps its connection between calls as far as
+CONN_MAX_AGE allows, just as Django does at the end of a request.
+"""
+
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+
+
+async def run_in_db_thread[**P, R](
+    function: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    call = sync_to_async(_tidying_up(function), thread_sensitive=False, executor=_db_threads())
+    return await call(*args, **kwargs)
+
+
+@functools.cache
+def _db_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.WEB_DB_THREADS, thread_name_prefix="db")
+
+
+def _tidying_up[**P, R](function: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            # What Django does when a request ends: a connection broken by an error, past its
+            # age, or left outside autocommit is closed; a pooled one goes back to the pool.
+            for connection in connections.all(initialized_only=True):
+                connection.close_if_unusable_or_obsolete()
+
+    return call

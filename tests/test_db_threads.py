@@ -1,0 +1,91 @@
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+
+from omnihub.db_threads import run_in_db_thread
+
+# The work runs on other threads, with other connections: what it reads must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(function, *args):
+    return async_to_sync(run_in_db_thread)(function, *args)
+
+
+def _connect() -> BaseDatabaseWrapper:
+    """Opens this thread's connection if need be; returns its wrapper, to look at afterwards."""
+    connection.ensure_connection()
+    return connections["default"]
+
+
+def _reconnect() -> BaseDatabaseWrapper:
+    """A connection opened now, under the CONN_MAX_AGE in force now."""
+    connection.close()
+    return _connect()
+
+
+def _count_connections_opened(calls: int) -> int:
+    opened = []
+
+    def count(**kwargs: object) -> None:
+        opened.append(1)
+
+    connection_created.connect(count)
+    try:
+        for _ in range(calls):
+            run(_connect)
+    finally:
+        connection_created.disconnect(count)
+    return len(opened)
+
+
+def test_it_runs_the_function_on_a_database_thread_and_returns_its_answer():
+    def where(word: str) -> tuple[str, str]:
+        return threading.current_thread().name, word
+
+    thread, word = run(where, "hello")
+
+    assert thread.startswith("db")
+    assert thread != threading.current_thread().name
+    assert word == "hello"
+
+
+def test_it_raises_what_the_function_raised():
+    def fail() -> None:
+        raise LookupError("nope")
+
+    with pytest.raises(LookupError, match="nope"):
+        run(fail)
+
+
+def test_a_thread_keeps_its_connection_between_calls_when_connections_persist(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+
+    assert _count_connections_opened(calls=2 * settings.WEB_DB_THREADS) <= settings.WEB_DB_THREADS
+
+
+def test_a_connection_is_closed_after_each_call_when_max_age_is_zero(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+
+    wrapper = run(_reconnect)
+
+    assert wrapper.connection is None
+    assert _count_connections_opened(calls=3) == 3
+
+
+def test_a_connection_left_outside_autocommit_is_closed(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+
+    def leave_a_transaction_open() -> BaseDatabaseWrapper:
+        wrapper = _reconnect()
+        transaction.set_autocommit(False)
+        return wrapper
+
+    wrapper = run(leave_a_transaction_open)
+
+    assert wrapper.connection is None

@@ -1,0 +1,76 @@
+"""Both middlewares answer alike on Django's sync (WSGI) and async (ASGI) paths."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient, Client, RequestFactory
+
+from omnihub.middleware import StaticFilesMiddleware
+
+pytestmark = pytest.mark.django_db
+
+ADMIN_CSS = "/static/admin/css/base.css"
+
+
+@pytest.mark.parametrize("client_class", [Client, AsyncClient])
+def test_unknown_api_routes_and_methods_answer_json_either_way(client_class):
+    client = client_class()
+    get, delete = client.get, client.delete
+    if client_class is AsyncClient:
+        get, delete = async_to_sync(get), async_to_sync(delete)
+
+    not_found = get("/api/v1/nothing-here")
+    not_allowed = delete("/api/v1/instances")
+
+    assert not_found.status_code == 404
+    assert not_found.json() == {"detail": "Not Found"}
+    assert not_allowed.status_code == 405
+    assert not_allowed.json() == {"detail": "Method not allowed"}
+
+
+@pytest.mark.parametrize("client_class", [Client, AsyncClient])
+def test_other_404s_are_left_as_django_makes_them(client_class):
+    get = client_class().get
+    response = (
+        async_to_sync(get)("/nothing-here") if client_class is AsyncClient else get("/nothing-here")
+    )
+
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.fixture
+def static_files(settings):
+    settings.WHITENOISE_USE_FINDERS = True  # the admin's files, without a collectstatic
+
+
+def test_it_serves_a_static_file_to_an_async_request(static_files):
+    async def app(request: HttpRequest) -> HttpResponse:
+        raise AssertionError("a static file must not reach the app")
+
+    middleware = StaticFilesMiddleware(app)
+    response = async_to_sync(middleware)(RequestFactory().get(ADMIN_CSS))
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    assert b"".join(response.streaming_content)
+
+
+def test_it_passes_other_async_requests_on(static_files):
+    async def app(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(f"app saw {request.path}")
+
+    middleware = StaticFilesMiddleware(app)
+    response = async_to_sync(middleware)(RequestFactory().get("/webhook/evolution"))
+
+    assert response.content == b"app saw /webhook/evolution"
+
+
+def test_it_still_serves_sync_requests(static_files):
+    def app(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("app")
+
+    middleware = StaticFilesMiddleware(app)
+
+    assert middleware(RequestFactory().get(ADMIN_CSS)).status_code == 200
+    assert middleware(RequestFactory().get("/health")).content == b"app"
