@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
@@ -24,6 +25,7 @@ from webhooks.tasks import queue_conversation
 logger = logging.getLogger(__name__)
 
 MESSAGE_EVENT = "messages.upsert"
+CONVERSATION_CACHE_SECONDS = 3600
 
 
 class MessageNotRetryableError(Exception):
@@ -78,10 +80,7 @@ def handle_incoming_message(
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
         with transaction.atomic():
-            conversation, _ = Conversation.objects.get_or_create(
-                instance_id=tenant.id, chat_jid=incoming.chat_jid
-            )
-            conversation_id = conversation.pk
+            conversation_id = _conversation_id(tenant, incoming.chat_jid)
             _store(tenant, conversation_id, incoming, payload, reason)
             if not reason:
                 # In the same transaction as the message: both are stored, or neither.
@@ -133,6 +132,21 @@ def retry_message(message: Message) -> Message:
         queue_conversation(message.conversation_id)
     logger.info("message %s queued again", message.pk)
     return message
+
+
+def _conversation_id(tenant: TenantRef, chat_jid: str) -> int:
+    """A chat's conversation, created on its first message. The id is cached: conversations
+    are deleted only with their tenant, which is then no longer found."""
+    key = f"omnihub:conversation:{tenant.id}:{chat_jid}"
+    conversation_id = cache.get(key)
+    if conversation_id is None:
+        conversation, _ = Conversation.objects.get_or_create(
+            instance_id=tenant.id, chat_jid=chat_jid
+        )
+        conversation_id = conversation.pk
+        # Only once committed: a rolled-back conversation must not be remembered.
+        transaction.on_commit(lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS))
+    return conversation_id
 
 
 def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:

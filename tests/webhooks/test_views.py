@@ -1,6 +1,8 @@
 import json
+from unittest import mock
 
 import pytest
+from django.db import OperationalError
 from django.test import Client, override_settings
 
 from tests.factories import InstanceConfigFactory
@@ -93,6 +95,20 @@ def test_a_chat_s_messages_share_one_conversation():
     first, second, other = Message.objects.order_by("id")
     assert first.conversation_id == second.conversation_id != other.conversation_id
     assert Conversation.objects.count() == 2
+
+
+def test_a_conversation_whose_first_message_was_not_stored_is_not_remembered():
+    InstanceConfigFactory(name="acme")
+    payload = evolution_payload("text_pn")
+    down = mock.patch("webhooks.services.queue_conversation", side_effect=OperationalError("down"))
+    with down, pytest.raises(OperationalError):
+        post("/webhook/evolution/acme", with_message_id(payload, "FIRST"))
+    assert not Conversation.objects.exists()  # rolled back with the message
+
+    response = post("/webhook/evolution/acme", with_message_id(payload, "FIRST"))
+
+    assert response.json()["status"] == "queued"
+    assert Message.objects.get().conversation == Conversation.objects.get()
 
 
 def test_the_same_message_id_on_two_tenants_is_two_messages():
