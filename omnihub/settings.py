@@ -171,6 +171,9 @@ WEB_DB_THREADS = env.int(
     "WEB_DB_THREADS", default=1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4
 )
 
+# Requests a web process lets into Django at once (each holds a thread); the rest queue.
+WEB_MAX_REQUESTS = env.int("WEB_MAX_REQUESTS", default=32)
+
 # Per-process memory by default; set CACHE_URL (e.g. redis://127.0.0.1:6379/1) to share it, so a
 # tenant changed through one process is seen at once by all.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
