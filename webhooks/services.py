@@ -140,8 +140,13 @@ def _conversation_id(tenant: TenantRef, chat_jid: str) -> int:
     key = f"omnihub:conversation:{tenant.id}:{chat_jid}"
     conversation_id = cache.get(key)
     if conversation_id is None:
-        conversation, _ = Conversation.objects.get_or_create(
-            instance_id=tenant.id, chat_jid=chat_jid
+        # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
+        # to four: in a burst of webhooks, most chats are new.
+        [conversation] = Conversation.objects.bulk_create(
+            [Conversation(instance_id=tenant.id, chat_jid=chat_jid)],
+            update_conflicts=True,
+            unique_fields=["instance", "chat_jid"],
+            update_fields=["chat_jid"],
         )
         conversation_id = conversation.pk
         # Only once committed: a rolled-back conversation must not be remembered.
