@@ -80,7 +80,7 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        # Each worker loop holds a connection while it waits on the agent: room for all of them.
+        # Room for every worker loop, though a loop waiting on its agent holds none.
         "max_size": int(env.str("DATABASE_POOL_SIZE", default="") or 0)
         or max(20, env.int("WORKER_CONCURRENCY", default=8) + 4),
         "timeout": 30,

@@ -1,9 +1,12 @@
 import ipaddress
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
+
+from omnihub.db_threads import close_db_connections
 
 API_KEY = "test-api-key-0123456789"
 
@@ -18,6 +21,13 @@ def _is_local(address: Any) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _db_threads_let_go_of_the_test_database(django_db_setup: None) -> Iterator[None]:
+    """Torn down before the test database is dropped, which their connections would block."""
+    yield
+    close_db_connections()
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from django.db import connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from omnihub.db_threads import run_in_db_thread
+from omnihub.db_threads import close_db_connections, run_in_db_thread
 
 # The work runs on other threads, with other connections: what it reads must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,3 +89,13 @@ def test_a_connection_left_outside_autocommit_is_closed(monkeypatch):
     wrapper = run(leave_a_transaction_open)
 
     assert wrapper.connection is None
+
+
+def test_it_closes_every_thread_s_connections_on_demand(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+    wrappers = {run(_reconnect) for _ in range(2 * settings.WEB_DB_THREADS)}
+    assert all(wrapper.connection is not None for wrapper in wrappers)
+
+    close_db_connections()
+
+    assert all(wrapper.connection is None for wrapper in wrappers)

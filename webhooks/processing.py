@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, connection, transaction
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -143,13 +143,22 @@ def _answer(message: Message) -> None:
     if message.status != Message.Status.PROCESSING:
         return
     try:
-        if message.reply_text is None and not _ask_agent(message):
-            return
+        if message.reply_text is None:
+            _release_connection()
+            if not _ask_agent(message):
+                return
         _send_reply(message)
     except Exception as error:
         # A bug or a database hiccup: counted like any failed attempt, so it cannot loop forever.
         logger.exception("message %s: unexpected error", message.pk)
         _record_failure(message, f"unexpected error: {error!r}", retryable=True)
+
+
+def _release_connection() -> None:
+    """While the agent thinks (seconds, up to its timeout), a pooled Postgres connection goes
+    back to the pool: the loops of a worker need not hold one each. SQLite keeps its own."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 def _ask_agent(message: Message) -> bool:

@@ -3,10 +3,16 @@
 django-tasks-db runs one task at a time per loop and polls once a second; our work is mostly
 waiting on HTTP, so one process runs WORKER_CONCURRENCY loops, and idle loops sleep on a
 condition that a doorbell can ring, instead of a fixed sleep.
+
+A ring wakes one loop, not all of them: a loop that claims a task wakes the next, so a burst
+fans out to as many loops as it has tasks while a single message costs one claim, not one per
+loop. Idle loops take turns polling, so the database sees about one poll per interval per
+process, however many loops it runs.
 """
 
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -60,12 +66,15 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.wake()
-
-    def wake(self) -> None:
         with self._wakeup:
             self._rings += 1
             self._wakeup.notify_all()
+
+    def wake(self) -> None:
+        """Wake one idle loop (a task may be ready)."""
+        with self._wakeup:
+            self._rings += 1
+            self._wakeup.notify()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stopping.is_set():
@@ -97,7 +106,7 @@ class WorkerProcess:
                     with self._wakeup:
                         # stop() may have rung before rings_seen was read: check it here too.
                         if self._rings == rings_seen and not self._stopping.is_set():
-                            self._wakeup.wait(timeout=self.poll_interval)
+                            self._wakeup.wait(timeout=self._idle_poll_interval())
         finally:
             connection.close()
 
@@ -106,8 +115,13 @@ class WorkerProcess:
         task_result = self._claim(loop.worker_id)
         if task_result is None:
             return False
+        self.wake()  # there may be more: let another loop look while this one works
         loop.run_task(task_result)
         return True
+
+    def _idle_poll_interval(self) -> float:
+        # Spread at random over the loops: together they poll about once per poll_interval.
+        return self.poll_interval * self.concurrency * random.uniform(0.5, 1.5)
 
     def _claim(self, worker_id: str) -> DBTaskResult | None:
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend)

@@ -302,3 +302,32 @@ def test_a_message_waiting_for_a_retry_holds_back_its_chat_but_not_others(
     assert asked == ["A1", "B1", "A1", "A2"]
     assert [sent.body["text"] for sent in evolution.requests] == ["re: B1", "re: A1", "re: A2"]
     assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.ANSWERED}
+
+
+# connections
+
+
+@pytest.mark.parametrize("max_age", [0, None])
+def test_a_worker_waiting_on_its_agent_holds_a_connection_only_if_they_persist(
+    max_age, agent, evolution, tenant_at, monkeypatch
+):
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", max_age)
+    connection.close()  # reopened under that setting
+    tenant_at(name="acme")
+    post("acme", evolution_payload("text_pn"))
+    held = []
+    run_agent = agents.run_agent
+
+    def noting_the_connection(**kwargs: object) -> agents.AgentReply:
+        held.append(connection.connection is not None)
+        return run_agent(**kwargs)
+
+    monkeypatch.setattr(agents, "run_agent", noting_the_connection)
+
+    drain_tasks()
+
+    # Postgres runs with CONN_MAX_AGE=0: the connection is back in its pool meanwhile.
+    assert held == [max_age is None]
+    assert len(evolution.requests) == 1

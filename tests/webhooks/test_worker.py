@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.webhooks.conftest import evolution_payload, post_json
+from tests.webhooks.conftest import evolution_payload, post_json, with_message_id
 from webhooks import worker as worker_module
 from webhooks.models import Conversation, Message
 from webhooks.processing import _claim_next_message
@@ -59,3 +59,44 @@ def test_a_worker_recovers_a_conversation_whose_worker_died(
 
     assert len(evolution.requests) == 1
     assert Message.objects.get().status == Message.Status.ANSWERED
+
+
+@pytest.fixture
+def no_doorbell(monkeypatch):
+    """Rings come only from the test."""
+    monkeypatch.setattr(worker_module.doorbell, "listen", lambda on_ring, stopping: stopping.wait())
+
+
+def test_a_ring_wakes_one_idle_loop_not_every_loop(no_doorbell, monkeypatch):
+    worker = WorkerProcess(concurrency=4, poll_interval=60)
+    claims = []
+    claim = worker._claim
+    monkeypatch.setattr(
+        worker, "_claim", lambda worker_id: claims.append(worker_id) or claim(worker_id)
+    )
+
+    with running(worker):
+        claims.clear()  # each loop looked once on starting
+        worker.wake()
+        time.sleep(0.5)
+
+    assert len(claims) == 1
+
+
+def test_a_loop_that_takes_a_task_wakes_another_for_the_rest(
+    no_doorbell, agent, evolution, tenant_at
+):
+    tenant_at(name="acme")
+    payload = evolution_payload("text_pn")
+    agent.delay = 0.5  # each answer takes half a second; three loops answer them side by side
+
+    with running(WorkerProcess(concurrency=3, poll_interval=60)) as worker:
+        for n in range(3):
+            chat = f"55119000000{n:02d}@s.whatsapp.net"
+            post_json("/webhook/evolution/acme", with_message_id(payload, f"M{n}", chat=chat))
+        started = time.monotonic()
+        worker.wake()  # one ring for all three, as one SQLite data_version change can be
+        evolution.wait_for(3, timeout=5)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 1.2
