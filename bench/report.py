@@ -133,7 +133,11 @@ def problems_cell(figures: Figures) -> Cell:
     )
 
 
-def rows(sizes: Sizes, worker_concurrency: int) -> list[Row]:
+def concurrency_flag(worker_concurrency: int | None) -> str:
+    return "" if worker_concurrency is None else f" --concurrency {worker_concurrency}"
+
+
+def rows(sizes: Sizes, worker_concurrency: int | None) -> list[Row]:
     table: list[Row] = []
     for concurrency in ACK_CONCURRENCY:
         requests = sizes.ack_requests[concurrency]
@@ -142,13 +146,14 @@ def rows(sizes: Sizes, worker_concurrency: int) -> list[Row]:
         table.append(Row(f"1. Ack c={concurrency}, webhook ({requests} req)",
                          "≥ 60% of bare req/s", ack_cell("hook", concurrency)))  # fmt: skip
     slow = f"{sizes.slow_conversations} x {sizes.slow_agent_delay:g} s agent"
+    loops = concurrency_flag(worker_concurrency).strip() or "default concurrency"
     table += [
         Row("1. /health during and right after ack runs", "always 200", health_cell("ack")),
         Row(f"2. E2E idle ({sizes.idle_messages} msgs, {sizes.idle_gap * 1000:.0f} ms apart)",
             "p50 < 40 ms", latency_cell("e2e_idle", 0.040)),
         Row(f"2. E2E back-to-back ({sizes.burst_messages} msgs, {sizes.burst_chats} chats)",
             "p50 < 100 ms", latency_cell("e2e_burst", 0.100)),
-        Row(f"3. Slow agents {slow}, 1 worker process (--concurrency {worker_concurrency})",
+        Row(f"3. Slow agents {slow}, 1 worker process ({loops})",
             "< 15 s", seconds_cell("slow_1", 15.0)),
         Row(f"3. Slow agents {slow}, 2 worker processes", "", seconds_cell("slow_2", None)),
         Row("2-3. /health during pipeline runs", "always 200", health_cell("pipeline")),
@@ -165,7 +170,7 @@ def rows(sizes: Sizes, worker_concurrency: int) -> list[Row]:
     return table
 
 
-def table(results: dict[str, Figures], sizes: Sizes, worker_concurrency: int) -> str:
+def table(results: dict[str, Figures], sizes: Sizes, worker_concurrency: int | None) -> str:
     header = ["Measurement", "Target"]
     for label in results:
         header += [label, ""]

@@ -50,7 +50,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--slow-runs", type=int, default=1, help="runs of the slow-agent scenario")
     parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
-    parser.add_argument("--worker-concurrency", type=int, default=8)
+    parser.add_argument(
+        "--worker-concurrency", type=int, help="loops per worker (default: Omnihub's default)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args()
     args.databases = [name.strip() for name in args.databases.split(",") if name.strip()]
@@ -156,9 +158,10 @@ def main() -> int:
             f"- Machine: {report.machine()}; load average at start {load_before:.1f}",
             f"- Omnihub code: {code}",
             f"- Versions: {report.versions(versions)}",
-            "- Omnihub: uvicorn (1 process) + `manage.py worker --concurrency "
-            f"{args.worker_concurrency}`, default settings; fake Agents/Evolution (asyncio, one "
-            "process) and the load generator (asyncio, keep-alive) on the same machine",
+            "- Omnihub: uvicorn (1 process) + `manage.py worker"
+            f"{report.concurrency_flag(args.worker_concurrency)}`, default settings; "
+            "fake Agents/Evolution (asyncio, one process) and the load generator (asyncio, "
+            "keep-alive) on the same machine",
             "",
             report.table(results, sizes, args.worker_concurrency),
             "",

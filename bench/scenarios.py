@@ -79,7 +79,7 @@ class Bench:
     database: Database
     fakes: Fakes
     sizes: Sizes
-    worker_concurrency: int
+    worker_concurrency: int | None
     figures: Figures = field(default_factory=Figures)
     _ids: "itertools.count[int]" = field(default_factory=itertools.count)
 

@@ -122,8 +122,11 @@ class Supervisor:
         wait_http(f"http://127.0.0.1:{port}/health", web)
         return web
 
-    def start_worker(self, concurrency: int) -> Process:
-        args = [PYTHON, "manage.py", "worker", "--concurrency", str(concurrency)]
+    def start_worker(self, concurrency: int | None) -> Process:
+        """`concurrency` None: Omnihub's default (WORKER_CONCURRENCY)."""
+        args = [PYTHON, "manage.py", "worker"]
+        if concurrency is not None:
+            args += ["--concurrency", str(concurrency)]
         worker = self.start("worker", args)
         # Ready once it has started its loop threads; a worker without threads gets 10 s.
         deadline = time.monotonic() + 10

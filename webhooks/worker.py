@@ -100,9 +100,11 @@ class WorkerProcess:
         loop = self.task_loop(index)
         try:
             while not self._stopping.is_set():
-                close_old_connections()
                 rings_seen = self._rings
-                if not self.run_one_task(loop):
+                found = self.run_one_task(loop)
+                # A pooled connection goes back between tasks: idle loops hold none.
+                close_old_connections()
+                if not found:
                     with self._wakeup:
                         # stop() may have rung before rings_seen was read: check it here too.
                         if self._rings == rings_seen and not self._stopping.is_set():
