@@ -3,7 +3,9 @@
 PostgreSQL: the enqueuing transaction sends NOTIFY, which Postgres delivers at commit (and not at
 all on rollback); each worker process LISTENs on one connection. SQLite: there is no cross-process
 signal, so one thread per worker watches `PRAGMA data_version`, which changes whenever another
-connection commits: a read of the shared header, not a query on any table.
+connection commits: a read of the shared header, not a query on any table. Only when it changes
+does the watcher look for a ready task, so the many commits that queue nothing (a worker's own
+included) wake no loop.
 """
 
 import logging
@@ -13,6 +15,8 @@ from collections.abc import Callable
 
 import psycopg
 from django.db import connection
+from django.tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +57,15 @@ def _listen_postgres(on_ring: Callable[[], None], stopping: threading.Event) -> 
 def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> None:
     database = connection.settings_dict["NAME"]
     watcher = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
+    table = DBTaskResult._meta.db_table  # a model's table name, not input
+    any_ready = f'SELECT 1 FROM "{table}" WHERE status = ? LIMIT 1'  # noqa: S608
     try:
         seen = watcher.execute("PRAGMA data_version").fetchone()[0]
         while not stopping.wait(SQLITE_WATCH_INTERVAL):
             version = watcher.execute("PRAGMA data_version").fetchone()[0]
             if version != seen:
                 seen = version
-                on_ring()
+                if watcher.execute(any_ready, [TaskResultStatus.READY]).fetchone():
+                    on_ring()
     finally:
         watcher.close()
