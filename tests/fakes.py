@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +21,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    client_port: int = 0  # tells the connections apart
 
 
 @dataclass
@@ -29,6 +30,7 @@ class FakeServer:
 
     default: tuple[int, dict[str, Any]] = (200, {})
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
     responder: Callable[[Recorded], tuple[int, dict[str, Any]]] | None = None
     requests: list[Recorded] = field(default_factory=list)
     script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
@@ -59,7 +61,11 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             recorded = Recorded(
-                self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                body,
+                time.monotonic(),
+                client_port=self.client_address[1],
             )
             if fake.delay:
                 time.sleep(fake.delay)
@@ -68,6 +74,8 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in fake.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 
@@ -77,10 +85,30 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """Closes its clients' kept-alive connections when shut down, as a stopped process would:
+    a pooled connection must not reach a server that a test has stopped."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.connections: set[socket.socket] = set()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def server_close(self) -> None:
+        super().server_close()
+        for connection in self.connections:
+            with suppress(OSError):  # already closed by its handler
+                connection.shutdown(socket.SHUT_RDWR)
+
+
 @contextmanager
 def serve(fake: FakeServer) -> Iterator[FakeServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
+    server = _Server(_handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()

@@ -6,9 +6,7 @@ Like the agents client, it takes the tenant's server, key and instance as argume
 
 import httpx
 
-# Built once: httpx would build a new TLS context (~20 ms of CPU) for every client. It holds only
-# the trusted CA certificates, nothing of any tenant.
-TLS_CONTEXT = httpx.create_ssl_context()
+from webhooks import outbound
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -24,12 +22,12 @@ def send_text(
     *, base_url: str, api_key: str, instance: str, number: str, text: str, timeout: float
 ) -> None:
     try:
-        with httpx.Client(timeout=timeout, verify=TLS_CONTEXT) as client:
-            response = client.post(
-                f"{base_url}/message/sendText/{instance}",
-                json={"number": number, "text": text},
-                headers={"apikey": api_key},
-            )
+        response = outbound.post_json(
+            f"{base_url}/message/sendText/{instance}",
+            body={"number": number, "text": text},
+            headers={"apikey": api_key},
+            timeout=timeout,
+        )
     except httpx.TimeoutException:
         raise EvolutionError(
             f"Evolution did not answer within {timeout:g} s", retryable=True
