@@ -114,10 +114,11 @@ class WorkerProcess:
 
     def run_one_task(self, loop: Worker) -> bool:
         """Claim one ready task and run it; False when none is ready."""
-        task_result = self._claim(loop.worker_id)
+        task_result, more = self._claim(loop.worker_id)
         if task_result is None:
             return False
-        self.wake()  # there may be more: let another loop look while this one works
+        if more:
+            self.wake()  # let another loop take the next while this one works
         loop.run_task(task_result)
         return True
 
@@ -125,18 +126,20 @@ class WorkerProcess:
         # Spread at random over the loops: together they poll about once per poll_interval.
         return self.poll_interval * self.concurrency * random.uniform(0.5, 1.5)
 
-    def _claim(self, worker_id: str) -> DBTaskResult | None:
+    def _claim(self, worker_id: str) -> tuple[DBTaskResult | None, bool]:
+        """The next ready task, claimed, and whether another is ready behind it."""
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend)
         try:
             with exclusive_transaction(tasks.db):
-                task_result = tasks.get_locked()
-                if task_result is not None:
-                    task_result.claim(worker_id)
-                return task_result
+                # As django-tasks-db's get_locked(), but two: the second says if there is more.
+                ready = list(tasks.select_for_update(skip_locked=True)[:2])
+                if ready:
+                    ready[0].claim(worker_id)
         except OperationalError as error:
             if is_locked_database_exception(error):
-                return None
+                return None, False  # another loop is claiming, and wakes the next if need be
             raise
+        return (ready[0] if ready else None), len(ready) > 1
 
     def _listen(self) -> None:
         try:

@@ -83,6 +83,28 @@ def test_a_ring_wakes_one_idle_loop_not_every_loop(no_doorbell, monkeypatch):
     assert len(claims) == 1
 
 
+def test_a_loop_that_takes_the_only_task_wakes_no_other(
+    no_doorbell, agent, evolution, tenant_at, monkeypatch
+):
+    tenant_at(name="acme")
+    worker = WorkerProcess(concurrency=4, poll_interval=60)
+    claims = []
+    claim = worker._claim
+    monkeypatch.setattr(
+        worker, "_claim", lambda worker_id: claims.append(worker_id) or claim(worker_id)
+    )
+
+    with running(worker):
+        claims.clear()
+        post_json("/webhook/evolution/acme", evolution_payload("text_pn"))
+        worker.wake()
+        evolution.wait_for(1, timeout=5)
+        time.sleep(0.3)
+
+    assert len(evolution.requests) == 1
+    assert len(set(claims)) == 1  # the loop that answered looked again; no other loop did
+
+
 def test_a_loop_that_takes_a_task_wakes_another_for_the_rest(
     no_doorbell, agent, evolution, tenant_at
 ):
