@@ -92,27 +92,27 @@ def retry_delay(attempt: int) -> float:
 def _claim_next_message(conversation_id: int, worker_id: str) -> Message | None:
     now = timezone.now()
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
-        if conversation is None:
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id)
+        lease = conversation.values_list("lease_owner", "leased_until").first()
+        if lease is None:
             return None
-        held_by_other = conversation.lease_owner not in ("", worker_id)
-        if held_by_other and conversation.leased_until and conversation.leased_until > now:
+        owner, leased_until = lease
+        if owner not in ("", worker_id) and leased_until and leased_until > now:
             # Its holder sees every message stored before it lets go: nothing is stranded.
             return None
         message = (
-            conversation.messages.filter(status__in=Message.PENDING)
+            Message.objects.filter(conversation_id=conversation_id, status__in=Message.PENDING)
             .select_related("instance")
+            .defer("raw_payload")
             .order_by("id")
             .first()
         )
         if message is None or (message.next_attempt_at and message.next_attempt_at > now):
             # Nothing to do yet; a deferred task wakes the conversation for a waiting retry.
-            conversation.lease_owner, conversation.leased_until = "", None
-            conversation.save(update_fields=["lease_owner", "leased_until"])
+            if owner:
+                conversation.update(lease_owner="", leased_until=None)
             return None
-        conversation.lease_owner = worker_id
-        conversation.leased_until = now + _lease_length(message)
-        conversation.save(update_fields=["lease_owner", "leased_until"])
+        conversation.update(lease_owner=worker_id, leased_until=now + _lease_length(message))
         # Counted at the claim, so a message that kills its worker still runs out of attempts.
         if message.attempts >= settings.MESSAGE_MAX_ATTEMPTS:
             message.status = Message.Status.FAILED
