@@ -9,7 +9,8 @@ class Conversation(models.Model):
     """One chat of one tenant. Its lease lets exactly one worker at a time answer its messages,
     so a chat's messages reach the agent one after another, in arrival order."""
 
-    instance = models.ForeignKey(InstanceConfig, on_delete=models.CASCADE)
+    # Its own index would repeat the unique constraint's, which starts with it.
+    instance = models.ForeignKey(InstanceConfig, on_delete=models.CASCADE, db_index=False)
     chat_jid = models.CharField(max_length=128)
     lease_owner = models.CharField(max_length=64, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
@@ -44,9 +45,13 @@ class Message(models.Model):
 
     PENDING = (Status.RECEIVED, Status.PROCESSING)
 
-    instance = models.ForeignKey(InstanceConfig, on_delete=models.CASCADE, related_name="messages")
+    # No index of their own: the unique constraint starts with `instance` and the
+    # conversation_queue index with `conversation`, and every index slows each webhook's insert.
+    instance = models.ForeignKey(
+        InstanceConfig, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     whatsapp_id = models.CharField("WhatsApp message id", max_length=128)
     status = models.CharField(max_length=16, choices=Status, default=Status.RECEIVED)
