@@ -19,6 +19,7 @@ from webhooks.parsing import (
     normalise_event,
     parse_incoming_message,
 )
+from webhooks.prepared_insert import PreparedInsert
 from webhooks.routing import tenant_and_event
 from webhooks.tasks import queue_conversation
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 MESSAGE_EVENT = "messages.upsert"
 CONVERSATION_CACHE_SECONDS = 3600
+
+_insert_message = PreparedInsert(Message)
 
 
 class MessageNotRetryableError(Exception):
@@ -167,7 +170,7 @@ def _store(
 ) -> Message:
     media = incoming.media
     falls_back = tenant.replies_through_webhook
-    return Message.objects.create(
+    message = Message(
         instance_id=tenant.id,
         conversation_id=conversation_id,
         whatsapp_id=incoming.message_id,
@@ -191,6 +194,8 @@ def _store(
         reply_evolution_url=incoming.server_url.rstrip("/") if falls_back else "",
         reply_evolution_key=incoming.apikey if falls_back else "",
     )
+    _insert_message.insert(message)
+    return message
 
 
 def _redacted(payload: dict[str, Any]) -> dict[str, Any]:

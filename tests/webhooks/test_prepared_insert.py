@@ -1,0 +1,69 @@
+from datetime import UTC, datetime
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.forms.models import model_to_dict
+
+from tests.factories import ConversationFactory, MessageFactory
+from webhooks.models import Message
+from webhooks.prepared_insert import PreparedInsert
+
+pytestmark = pytest.mark.django_db
+
+insert_message = PreparedInsert(Message)
+
+
+def unsaved_message(whatsapp_id: str, conversation_id: int, instance_id: int) -> Message:
+    return Message(
+        instance_id=instance_id,
+        conversation_id=conversation_id,
+        whatsapp_id=whatsapp_id,
+        chat_jid="5511912345678@s.whatsapp.net",
+        phone="5511912345678",
+        kind="image",
+        text="a caption",
+        sent_at=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        media_size=123456,
+        media_base64="aGVsbG8=",
+        raw_payload={"event": "messages.upsert", "data": {"key": {"id": whatsapp_id}}},
+        reply_evolution_url="https://evolution.example.com",
+        reply_evolution_key="evolution-key-secret",
+    )
+
+
+def test_it_stores_a_row_as_save_would() -> None:
+    conversation = ConversationFactory()
+    ids = {"conversation_id": conversation.pk, "instance_id": conversation.instance_id}
+    unsaved_message("SAVED", **ids).save()
+    prepared = unsaved_message("PREPARED", **ids)
+
+    insert_message.insert(prepared)
+
+    saved, stored = (Message.objects.get(whatsapp_id=i) for i in ("SAVED", "PREPARED"))
+    different = {"id", "whatsapp_id", "raw_payload", "received_at", "updated_at"}
+    assert model_to_dict(stored, exclude=different) == model_to_dict(saved, exclude=different)
+    assert stored.raw_payload["data"]["key"]["id"] == "PREPARED"
+    assert stored.received_at is not None
+    assert stored.updated_at == prepared.updated_at
+    assert not prepared._state.adding
+
+
+def test_it_encrypts_what_save_would_encrypt() -> None:
+    conversation = ConversationFactory()
+    insert_message.insert(unsaved_message("M1", conversation.pk, conversation.instance_id))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reply_evolution_key FROM webhooks_message")
+        [(stored,)] = cursor.fetchall()
+    assert stored not in ("", "evolution-key-secret")
+    assert Message.objects.get().reply_evolution_key == "evolution-key-secret"
+
+
+def test_a_duplicate_raises_integrity_error_as_save_would() -> None:
+    existing = MessageFactory()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_message.insert(
+            unsaved_message(existing.whatsapp_id, existing.conversation_id, existing.instance_id)
+        )
+    assert Message.objects.count() == 1
