@@ -97,7 +97,7 @@ def _claim_next_message(conversation_id: int, worker_id: str) -> Message | None:
         if lease is None:
             return None
         owner, leased_until = lease
-        if owner not in ("", worker_id) and leased_until and leased_until > now:
+        if owner != worker_id and _is_held(owner, leased_until, now):
             # Its holder sees every message stored before it lets go: nothing is stranded.
             return None
         message = (
@@ -124,6 +124,23 @@ def _claim_next_message(conversation_id: int, worker_id: str) -> Message | None:
         message.next_attempt_at = None
         message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
     return message
+
+
+def is_being_answered(conversation_id: int) -> bool:
+    """Whether a worker holds the conversation, and so will see a message stored now before it
+    lets go. Call it in the transaction that stores the message: it locks the conversation until
+    that transaction ends, so the holder cannot let go meanwhile."""
+    lease = (
+        Conversation.objects.select_for_update()
+        .filter(pk=conversation_id)
+        .values_list("lease_owner", "leased_until")
+        .first()
+    )
+    return lease is not None and _is_held(*lease, timezone.now())
+
+
+def _is_held(owner: str, leased_until: datetime | None, now: datetime) -> bool:
+    return bool(owner) and leased_until is not None and leased_until > now
 
 
 def _lease_length(message: Message) -> timedelta:

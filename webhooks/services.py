@@ -20,6 +20,7 @@ from webhooks.parsing import (
     parse_incoming_message,
 )
 from webhooks.prepared_insert import PreparedInsert
+from webhooks.processing import is_being_answered
 from webhooks.routing import tenant_and_event
 from webhooks.tasks import queue_conversation
 
@@ -83,9 +84,12 @@ def handle_incoming_message(
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
         with transaction.atomic():
-            conversation_id = _conversation_id(tenant, incoming.chat_jid)
+            conversation_id, is_new = _conversation_id(tenant, incoming.chat_jid)
+            # A worker answering the chat will answer this message too: no task is needed for
+            # it, and none would find anything to do. A new chat has no worker yet.
+            answered_anyway = not (reason or is_new) and is_being_answered(conversation_id)
             _store(tenant, conversation_id, incoming, payload, reason)
-            if not reason:
+            if not (reason or answered_anyway):
                 # In the same transaction as the message: both are stored, or neither.
                 queue_conversation(conversation_id)
     except IntegrityError:
@@ -137,12 +141,14 @@ def retry_message(message: Message) -> Message:
     return message
 
 
-def _conversation_id(tenant: TenantRef, chat_jid: str) -> int:
-    """A chat's conversation, created on its first message. The id is cached: conversations
-    are deleted only with their tenant, which is then no longer found."""
+def _conversation_id(tenant: TenantRef, chat_jid: str) -> tuple[int, bool]:
+    """A chat's conversation, created on its first message, and whether it may be new (not
+    seen lately). The id is cached: conversations are deleted only with their tenant, which is
+    then no longer found."""
     key = f"omnihub:conversation:{tenant.id}:{chat_jid}"
     conversation_id = cache.get(key)
-    if conversation_id is None:
+    is_new = conversation_id is None
+    if is_new:
         # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
         # to four: in a burst of webhooks, most chats are new.
         [conversation] = Conversation.objects.bulk_create(
@@ -154,7 +160,7 @@ def _conversation_id(tenant: TenantRef, chat_jid: str) -> int:
         conversation_id = conversation.pk
         # Only once committed: a rolled-back conversation must not be remembered.
         transaction.on_commit(lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS))
-    return conversation_id
+    return conversation_id, is_new
 
 
 def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:

@@ -355,3 +355,45 @@ def test_a_live_task_holding_its_lease_is_left_alone(agent, evolution, tenant_at
 
     assert recover_expired_leases() == 0
     assert DBTaskResult.objects.get().status == "RUNNING"
+
+
+def test_a_message_to_a_chat_being_answered_is_left_to_the_worker_answering_it(
+    agent, evolution, tenant_at
+):
+    tenant_at(name="acme")
+    thinking = threading.Event()
+    agent.responder = lambda request: thinking.wait(5) and agent.default
+    payload = evolution_payload("text_pn")
+    post("/webhook/evolution/acme", with_message_id(payload, "FIRST"))
+    worker = WorkerProcess(concurrency=2, poll_interval=0.02)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        agent.wait_for(1)  # the worker holds the chat until the agent answers
+        post("/webhook/evolution/acme", with_message_id(payload, "SECOND"))
+        tasks_after_second = DBTaskResult.objects.count()
+        thinking.set()
+        evolution.wait_for(2)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+
+    assert tasks_after_second == 1
+    assert [m.whatsapp_id for m in Message.objects.order_by("answered_at")] == ["FIRST", "SECOND"]
+    assert all(m.status == Message.Status.ANSWERED for m in Message.objects.all())
+
+
+def test_a_message_to_a_chat_whose_worker_lease_expired_is_queued(agent, evolution, tenant_at):
+    tenant_at(name="acme")
+    payload = evolution_payload("text_pn")
+    post("/webhook/evolution/acme", with_message_id(payload, "FIRST"))
+    drain_tasks()
+    Conversation.objects.update(
+        lease_owner="dead-worker", leased_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    post("/webhook/evolution/acme", with_message_id(payload, "SECOND"))
+    drain_tasks()
+
+    assert DBTaskResult.objects.count() == 2
+    assert len(evolution.requests) == 2
