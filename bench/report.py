@@ -70,12 +70,14 @@ def health_cell(group: str) -> Callable[[Figures], Cell]:
     return cell
 
 
-def latency_cell(name: str, limit: float) -> Callable[[Figures], Cell]:
+def latency_cell(name: str, limit: float | None) -> Callable[[Figures], Cell]:
     def cell(figures: Figures) -> Cell:
         p50, p99 = figures.median(f"{name}_p50"), figures.median(f"{name}_p99")
         if p50 is None:
-            return "n/a", "FAIL"
-        return f"p50 {ms(p50)} · p99 {ms(p99)}", verdict(p50 < limit)
+            return "n/a", "FAIL" if limit else ""
+        rate = figures.median(f"{name}_rate")
+        text = f"p50 {ms(p50)} · p99 {ms(p99)}" + (f" at {rate:.0f} msg/s" if rate else "")
+        return text, verdict(p50 < limit if limit else None)
 
     return cell
 
@@ -153,6 +155,9 @@ def rows(sizes: Sizes, worker_concurrency: int | None) -> list[Row]:
             "p50 < 40 ms", latency_cell("e2e_idle", 0.040)),
         Row(f"2. E2E back-to-back ({sizes.burst_messages} msgs, {sizes.burst_chats} chats)",
             "p50 < 100 ms", latency_cell("e2e_burst", 0.100)),
+        Row(f"2. E2E steady ({sizes.steady_messages} msgs one at a time, "
+            f"{sizes.steady_gap * 1000:.0f} ms apart, {sizes.burst_chats} chats)",
+            "", latency_cell("e2e_steady", None)),
         Row(f"3. Slow agents {slow}, 1 worker process ({loops})",
             "< 15 s", seconds_cell("slow_1", 15.0)),
         Row(f"3. Slow agents {slow}, 2 worker processes", "", seconds_cell("slow_2", None)),

@@ -32,6 +32,8 @@ class Sizes:
     burst_messages: int = 200
     burst_chats: int = 50
     burst_concurrency: int = 32
+    steady_messages: int = 100
+    steady_gap: float = 0.04
     slow_conversations: int = 200
     slow_agent_delay: float = 2.0
     tenant_requests: int = 300
@@ -44,6 +46,7 @@ QUICK = Sizes(
     ack_requests={1: 100, 10: 200, 32: 200, 256: 512},
     idle_messages=10,
     burst_messages=50,
+    steady_messages=30,
     slow_conversations=40,
     tenant_requests=100,
     many_tenants=2_000,
@@ -180,6 +183,14 @@ class Bench:
         self.figures.health["pipeline"].merge(probe.report)
         self.figures.webhook_statuses.update(result.statuses)
         self._record_latency("e2e_burst", texts, result.starts, arrivals)
+        # Steady: one after another with a short pause, over many chats: a busy tenant's traffic
+        # below what the worker can take, where the burst above measures the queue it builds.
+        texts, bodies = self.messages(sizes.steady_messages, "steady", chats=sizes.burst_chats)
+        result = await post_all(url, bodies, 1, pause=sizes.steady_gap)
+        self.figures.webhook_statuses.update(result.statuses)
+        self.figures.add("e2e_steady_rate", len(texts) / result.wall)
+        arrivals = await self._wait_replies(texts, timeout=30)
+        self._record_latency("e2e_steady", texts, result.starts, arrivals)
 
     async def slow_agents(self, base: str, workers: int) -> None:
         """Distinct conversations, each asked of an agent that takes `slow_agent_delay`."""
