@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from webhooks import agents, evolution
+from webhooks.leases import is_held, locked_lease
 from webhooks.models import Conversation, Message
 from webhooks.tasks import process_conversation, queue_conversation
 
@@ -92,14 +93,14 @@ def retry_delay(attempt: int) -> float:
 def _claim_next_message(conversation_id: int, worker_id: str) -> Message | None:
     now = timezone.now()
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id)
-        lease = conversation.values_list("lease_owner", "leased_until").first()
+        lease = locked_lease(conversation_id)
         if lease is None:
             return None
         owner, leased_until = lease
-        if owner != worker_id and _is_held(owner, leased_until, now):
+        if owner != worker_id and is_held(owner, leased_until, now):
             # Its holder sees every message stored before it lets go: nothing is stranded.
             return None
+        conversation = Conversation.objects.filter(pk=conversation_id)
         message = (
             Message.objects.filter(conversation_id=conversation_id, status__in=Message.PENDING)
             .select_related("instance")
@@ -124,23 +125,6 @@ def _claim_next_message(conversation_id: int, worker_id: str) -> Message | None:
         message.next_attempt_at = None
         message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
     return message
-
-
-def is_being_answered(conversation_id: int) -> bool:
-    """Whether a worker holds the conversation, and so will see a message stored now before it
-    lets go. Call it in the transaction that stores the message: it locks the conversation until
-    that transaction ends, so the holder cannot let go meanwhile."""
-    lease = (
-        Conversation.objects.select_for_update()
-        .filter(pk=conversation_id)
-        .values_list("lease_owner", "leased_until")
-        .first()
-    )
-    return lease is not None and _is_held(*lease, timezone.now())
-
-
-def _is_held(owner: str, leased_until: datetime | None, now: datetime) -> bool:
-    return bool(owner) and leased_until is not None and leased_until > now
 
 
 def _lease_length(message: Message) -> timedelta:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
+from webhooks.leases import is_being_answered
 from webhooks.models import Conversation, Message
 from webhooks.parsing import (
     IncomingMessage,
@@ -20,7 +21,6 @@ from webhooks.parsing import (
     parse_incoming_message,
 )
 from webhooks.prepared_insert import PreparedInsert
-from webhooks.processing import is_being_answered
 from webhooks.routing import tenant_and_event
 from webhooks.tasks import queue_conversation
 
@@ -173,7 +173,7 @@ def _store(
     incoming: IncomingMessage,
     payload: dict[str, Any],
     reason: str,
-) -> Message:
+) -> None:
     media = incoming.media
     falls_back = tenant.replies_through_webhook
     message = Message(
@@ -201,7 +201,6 @@ def _store(
         reply_evolution_key=incoming.apikey if falls_back else "",
     )
     _insert_message.insert(message)
-    return message
 
 
 def _redacted(payload: dict[str, Any]) -> dict[str, Any]:
