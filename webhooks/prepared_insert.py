@@ -6,12 +6,13 @@ the compiling and the save() machinery cost more than the database's own work (m
 and only the row's values are prepared each time, by the same field methods save() uses.
 """
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models.sql import InsertQuery
 
 
 class PreparedInsert[M: models.Model]:
-    """For a model without parent models; it sends no signals and does not read back the id."""
+    """For a model without parent models whose values are plain values, not expressions. It
+    sends no signals and does not read back the id: the row object is not saved afterwards."""
 
     def __init__(self, model: type[M]) -> None:
         meta, self.model = model._meta, model
@@ -26,9 +27,9 @@ class PreparedInsert[M: models.Model]:
         values = [
             field.get_db_prep_save(field.pre_save(row, True), connection) for field in self.fields
         ]
-        with connection.cursor() as cursor:
+        # As in save(): an error marks the enclosing atomic block for rollback.
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
             cursor.execute(self._statement(using), values)
-        row._state.adding, row._state.db = False, using
 
     def _statement(self, using: str) -> str:
         statement = self._statements.get(using)

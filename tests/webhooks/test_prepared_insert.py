@@ -45,7 +45,6 @@ def test_it_stores_a_row_as_save_would() -> None:
     assert stored.raw_payload["data"]["key"]["id"] == "PREPARED"
     assert stored.received_at is not None
     assert stored.updated_at == prepared.updated_at
-    assert not prepared._state.adding
 
 
 def test_it_encrypts_what_save_would_encrypt() -> None:
