@@ -74,10 +74,10 @@ def latency_cell(name: str, limit: float | None) -> Callable[[Figures], Cell]:
     def cell(figures: Figures) -> Cell:
         p50, p99 = figures.median(f"{name}_p50"), figures.median(f"{name}_p99")
         if p50 is None:
-            return "n/a", "FAIL" if limit else ""
+            return "n/a", "" if limit is None else "FAIL"
         rate = figures.median(f"{name}_rate")
         text = f"p50 {ms(p50)} · p99 {ms(p99)}" + (f" at {rate:.0f} msg/s" if rate else "")
-        return text, verdict(p50 < limit if limit else None)
+        return text, verdict(None if limit is None else p50 < limit)
 
     return cell
 

@@ -185,6 +185,7 @@ class Bench:
         self._record_latency("e2e_burst", texts, result.starts, arrivals)
         # Steady: one after another with a short pause, over many chats: a busy tenant's traffic
         # below what the worker can take, where the burst above measures the queue it builds.
+        await self.fakes.configure(agent_delay=0.0)  # forgets the replies recorded so far
         texts, bodies = self.messages(sizes.steady_messages, "steady", chats=sizes.burst_chats)
         result = await post_all(url, bodies, 1, pause=sizes.steady_gap)
         self.figures.webhook_statuses.update(result.statuses)

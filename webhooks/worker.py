@@ -137,7 +137,7 @@ class WorkerProcess:
                     ready[0].claim(worker_id)
         except OperationalError as error:
             if is_locked_database_exception(error):
-                return None, False  # another loop is claiming, and wakes the next if need be
+                return None, False  # another writer holds SQLite's lock: try again when rung
             raise
         return (ready[0] if ready else None), len(ready) > 1
 

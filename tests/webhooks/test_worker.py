@@ -67,16 +67,30 @@ def no_doorbell(monkeypatch):
     monkeypatch.setattr(worker_module.doorbell, "listen", lambda on_ring, stopping: stopping.wait())
 
 
-def test_a_ring_wakes_one_idle_loop_not_every_loop(no_doorbell, monkeypatch):
-    worker = WorkerProcess(concurrency=4, poll_interval=60)
-    claims = []
+def counting_claims(worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The loops' ids, one per claim they try."""
+    claims: list[str] = []
     claim = worker._claim
     monkeypatch.setattr(
         worker, "_claim", lambda worker_id: claims.append(worker_id) or claim(worker_id)
     )
+    return claims
+
+
+def forget_start_up_claims(claims: list[str], loops: int) -> None:
+    """Each loop looks once on starting: wait for all of them, then forget those claims."""
+    deadline = time.monotonic() + 5
+    while len(set(claims)) < loops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    claims.clear()
+
+
+def test_a_ring_wakes_one_idle_loop_not_every_loop(no_doorbell, monkeypatch):
+    worker = WorkerProcess(concurrency=4, poll_interval=60)
+    claims = counting_claims(worker, monkeypatch)
 
     with running(worker):
-        claims.clear()  # each loop looked once on starting
+        forget_start_up_claims(claims, 4)
         worker.wake()
         time.sleep(0.5)
 
@@ -88,14 +102,10 @@ def test_a_loop_that_takes_the_only_task_wakes_no_other(
 ):
     tenant_at(name="acme")
     worker = WorkerProcess(concurrency=4, poll_interval=60)
-    claims = []
-    claim = worker._claim
-    monkeypatch.setattr(
-        worker, "_claim", lambda worker_id: claims.append(worker_id) or claim(worker_id)
-    )
+    claims = counting_claims(worker, monkeypatch)
 
     with running(worker):
-        claims.clear()
+        forget_start_up_claims(claims, 4)
         post_json("/webhook/evolution/acme", evolution_payload("text_pn"))
         worker.wake()
         evolution.wait_for(1, timeout=5)
