@@ -166,6 +166,9 @@ LEASE_MARGIN = env.float("LEASE_MARGIN", default=30.0)
 # agent takes 2 s in about 8 s.
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=50)
 WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=1.0)
+# Workers delete finished tasks after this many hours: they are the queue's plumbing, and each
+# message keeps its own history. Without this the task table grows by a row per message.
+TASK_RESULTS_KEEP_HOURS = env.float("TASK_RESULTS_KEEP_HOURS", default=24.0)
 
 # Threads of a web process that run webhooks' database work, each with its own connection.
 # SQLite takes one writer at a time, so more than one thread would only wait on its lock.

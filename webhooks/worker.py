@@ -16,8 +16,11 @@ import random
 import signal
 import socket
 import threading
+import time
+from datetime import timedelta
 from types import FrameType
 
+from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
@@ -25,10 +28,12 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 
 from webhooks import doorbell
 from webhooks.processing import recover_expired_leases
+from webhooks.tasks import prune_finished_tasks
 
 logger = logging.getLogger(__name__)
 
 RECOVERY_INTERVAL = 5.0
+PRUNE_INTERVAL = 60.0
 
 
 class WorkerProcess:
@@ -148,13 +153,23 @@ class WorkerProcess:
             connection.close()
 
     def _recover(self) -> None:
+        """Requeue what dead workers left, and now and then delete old finished tasks."""
+        next_prune = 0.0
         try:
             while not self._stopping.wait(timeout=RECOVERY_INTERVAL):
                 close_old_connections()
                 try:
                     if recover_expired_leases():
                         self.wake()
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_INTERVAL
+                        self._prune()
                 except OperationalError:
                     logger.exception("lease recovery failed; trying again shortly")
         finally:
             connection.close()
+
+    def _prune(self) -> None:
+        keep = timedelta(hours=settings.TASK_RESULTS_KEEP_HOURS)
+        if deleted := prune_finished_tasks(older_than=keep):
+            logger.info("deleted %d finished tasks older than %s", deleted, keep)

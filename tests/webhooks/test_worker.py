@@ -132,3 +132,23 @@ def test_a_loop_that_takes_a_task_wakes_another_for_the_rest(
         elapsed = time.monotonic() - started
 
     assert elapsed < 1.2
+
+
+def test_a_worker_deletes_old_finished_tasks(no_doorbell, monkeypatch, settings):
+    monkeypatch.setattr(worker_module, "RECOVERY_INTERVAL", 0.05)
+    settings.TASK_RESULTS_KEEP_HOURS = 1
+    from django_tasks_db.models import DBTaskResult
+
+    from webhooks.tasks import process_conversation
+
+    old = process_conversation.enqueue(1).id
+    DBTaskResult.objects.filter(id=old).update(
+        status="SUCCESSFUL", finished_at=timezone.now() - timedelta(hours=2)
+    )
+
+    with running(WorkerProcess(concurrency=1, poll_interval=60)):
+        deadline = time.monotonic() + 5
+        while DBTaskResult.objects.filter(id=old).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert not DBTaskResult.objects.filter(id=old).exists()
