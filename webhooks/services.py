@@ -20,7 +20,7 @@ from webhooks.parsing import (
     normalise_event,
     parse_incoming_message,
 )
-from webhooks.prepared_insert import PreparedInsert
+from webhooks.prepared_insert import PreparedInsert, PreparedUpsert
 from webhooks.routing import tenant_and_event
 from webhooks.tasks import queue_conversation
 
@@ -30,6 +30,10 @@ MESSAGE_EVENT = "messages.upsert"
 CONVERSATION_CACHE_SECONDS = 3600
 
 _insert_message = PreparedInsert(Message)
+# Updates chat_jid to itself on conflict, so that the existing row's id is returned.
+_upsert_conversation = PreparedUpsert(
+    Conversation, unique_fields=["instance", "chat_jid"], update_fields=["chat_jid"]
+)
 
 
 class MessageNotRetryableError(Exception):
@@ -151,13 +155,9 @@ def _conversation_id(tenant: TenantRef, chat_jid: str) -> tuple[int, bool]:
     if is_new:
         # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
         # to four: in a burst of webhooks, most chats are new.
-        [conversation] = Conversation.objects.bulk_create(
-            [Conversation(instance_id=tenant.id, chat_jid=chat_jid)],
-            update_conflicts=True,
-            unique_fields=["instance", "chat_jid"],
-            update_fields=["chat_jid"],
+        conversation_id = _upsert_conversation.upsert(
+            Conversation(instance_id=tenant.id, chat_jid=chat_jid)
         )
-        conversation_id = conversation.pk
         # Only once committed: a rolled-back conversation must not be remembered.
         transaction.on_commit(lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS))
     return conversation_id, is_new

@@ -4,9 +4,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 
-from tests.factories import ConversationFactory, MessageFactory
-from webhooks.models import Message
-from webhooks.prepared_insert import PreparedInsert
+from tests.factories import ConversationFactory, InstanceConfigFactory, MessageFactory
+from webhooks.models import Conversation, Message
+from webhooks.prepared_insert import PreparedInsert, PreparedUpsert
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +66,30 @@ def test_a_duplicate_raises_integrity_error_as_save_would() -> None:
             unsaved_message(existing.whatsapp_id, existing.conversation_id, existing.instance_id)
         )
     assert Message.objects.count() == 1
+
+
+upsert_conversation = PreparedUpsert(
+    Conversation, unique_fields=["instance", "chat_jid"], update_fields=["chat_jid"]
+)
+
+
+def test_an_upsert_returns_the_id_of_the_row_it_inserts() -> None:
+    instance = InstanceConfigFactory()
+
+    conversation_id = upsert_conversation.upsert(Conversation(instance=instance, chat_jid="a@s"))
+
+    assert Conversation.objects.get(pk=conversation_id).chat_jid == "a@s"
+
+
+def test_an_upsert_returns_the_existing_row_and_changes_only_its_update_fields() -> None:
+    existing = ConversationFactory(lease_owner="worker-1")
+    other_chat = ConversationFactory(instance=existing.instance)
+
+    conversation_id = upsert_conversation.upsert(
+        Conversation(instance=existing.instance, chat_jid=existing.chat_jid)
+    )
+
+    assert conversation_id == existing.pk
+    assert Conversation.objects.count() == 2
+    assert Conversation.objects.get(pk=existing.pk).lease_owner == "worker-1"
+    assert Conversation.objects.get(pk=other_chat.pk).chat_jid == other_chat.chat_jid
