@@ -5,9 +5,27 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from webhooks import tasks as tasks_module
-from webhooks.tasks import process_conversation, prune_finished_tasks
+from webhooks.tasks import process_conversation, prune_finished_tasks, queue_conversation
 
 pytestmark = pytest.mark.django_db
+
+# What enqueue() sets itself, differently each time.
+OWN_VALUES = {"id", "enqueued_at"}
+
+
+@pytest.mark.parametrize("run_after", [None, timezone.now() + timedelta(minutes=5)])
+def test_it_queues_the_row_that_enqueue_would(run_after) -> None:
+    task = process_conversation.using(run_after=run_after) if run_after else process_conversation
+    enqueued_id = task.enqueue(7).id
+
+    queue_conversation(7, run_after=run_after)
+
+    enqueued = DBTaskResult.objects.filter(id=enqueued_id).values().get()
+    queued = DBTaskResult.objects.exclude(id=enqueued_id).values().get()
+    assert {k: v for k, v in queued.items() if k not in OWN_VALUES} == {
+        k: v for k, v in enqueued.items() if k not in OWN_VALUES
+    }
+    assert process_conversation.get_result(str(queued["id"])).args == [7]
 
 
 def a_task(status: str, finished_hours_ago: float | None = None) -> str:
