@@ -1,12 +1,12 @@
 """INSERTs compiled once by the ORM, then run with each row's values.
 
-Each webhook stores a conversation, a message and a task, and Django compiles the same INSERTs
-for every one: the compiling and the save() machinery cost more than the database's own work.
-Here the ORM compiles each statement once per database and only the row's values are prepared
-each time, by the same field methods (and the same pre_save signal) that save() uses. Measured
-per webhook, in one process: the message's INSERT alone saved 0.4 of 1.7 ms of database work on
-SQLite; the conversation's and the task's then took it from 1.7 to 1.0 ms on SQLite and from
-2.7 to 1.75 ms on PostgreSQL.
+Each webhook stores a message and a task (and, for a chat not seen lately, upserts its
+conversation), and Django compiled the same INSERTs for every one: the compiling and the save()
+machinery cost more than the database's own work. Here the ORM compiles each statement once per
+database and only the row's values are prepared each time, by the same field methods (and the
+same pre_save signal) that save() uses. Measured per webhook, in one process: the message's
+INSERT alone saved 0.4 of 1.7 ms of database work on SQLite; the conversation's and the task's
+then took it from 1.7 to 1.0 ms on SQLite and from 2.7 to 1.75 ms on PostgreSQL.
 """
 
 from collections.abc import Sequence
@@ -19,16 +19,19 @@ from django.db.models.sql import InsertQuery
 
 
 class PreparedInsert[M: models.Model]:
-    """For a model without parent models whose values are plain values, not expressions. Like
-    save(), it sends pre_save, whose handlers may fill in values; it sends no post_save and does
-    not read back the id: the row object is not saved afterwards."""
+    """For a model without parent models whose values are plain values, not expressions or
+    database defaults (compiling says so otherwise). Like save(), it sends pre_save, whose
+    handlers may fill in values; it sends no post_save and does not read back the id: the row
+    object is not saved afterwards."""
 
     _returns_id = False
 
     def __init__(self, model: type[M]) -> None:
         meta, self.model = model._meta, model
-        # An auto-incremented id is the database's to choose, as in save().
-        self.fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+        # An auto-incremented id and generated columns are the database's, as in save().
+        self.fields = [
+            f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated
+        ]
         self._statements: dict[str, str] = {}  # SQL text per database alias
 
     def insert(self, row: M, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -36,7 +39,7 @@ class PreparedInsert[M: models.Model]:
         django.db.IntegrityError as save() would."""
         self._execute(row, using)
 
-    def _execute(self, row: M, using: str) -> Any:
+    def _execute(self, row: M, using: str) -> tuple[Any, ...] | None:
         connection = connections[using]
         pre_save.send(sender=self.model, instance=row, raw=False, using=using, update_fields=None)
         values = [
@@ -50,7 +53,14 @@ class PreparedInsert[M: models.Model]:
     def _statement(self, using: str) -> str:
         statement = self._statements.get(using)
         if statement is None:
-            statement = self._statements[using] = self._compile(using)
+            statement = self._compile(using)
+            # A database default or an expression is compiled into the SQL, not left a
+            # placeholder: each row's values would then land in the wrong columns.
+            if statement.count("%s") != len(self.fields):
+                raise NotSupportedError(
+                    f"{self.model.__name__} has a field whose value is not a plain parameter"
+                )
+            self._statements[using] = statement
         return statement
 
     def _compile(self, using: str) -> str:
@@ -76,8 +86,11 @@ class PreparedUpsert[M: models.Model](PreparedInsert[M]):
         self.update_fields = [meta.get_field(name) for name in update_fields]
 
     def upsert(self, row: M, using: str = DEFAULT_DB_ALIAS) -> Any:
-        [pk] = self._execute(row, using)
-        return pk
+        """Store `row`, or update the row it conflicts with; the id of either, as the
+        database returns it (no converters run: fine for integer ids)."""
+        returned = self._execute(row, using)
+        assert returned is not None  # RETURNING always yields the row
+        return returned[0]
 
     def _compile(self, using: str) -> str:
         query = InsertQuery(

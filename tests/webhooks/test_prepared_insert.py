@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, NotSupportedError, connection, models, transaction
 from django.forms.models import model_to_dict
+from django.test.utils import isolate_apps
 
 from tests.factories import ConversationFactory, InstanceConfigFactory, MessageFactory
 from webhooks.models import Conversation, Message
@@ -75,10 +76,12 @@ upsert_conversation = PreparedUpsert(
 
 def test_an_upsert_returns_the_id_of_the_row_it_inserts() -> None:
     instance = InstanceConfigFactory()
+    ConversationFactory.create_batch(2)  # so that no other id is the new row's by chance
 
     conversation_id = upsert_conversation.upsert(Conversation(instance=instance, chat_jid="a@s"))
 
-    assert Conversation.objects.get(pk=conversation_id).chat_jid == "a@s"
+    assert conversation_id == Conversation.objects.get(instance=instance, chat_jid="a@s").pk
+    assert conversation_id != instance.pk
 
 
 def test_an_upsert_returns_the_existing_row_and_changes_only_its_update_fields() -> None:
@@ -93,3 +96,16 @@ def test_an_upsert_returns_the_existing_row_and_changes_only_its_update_fields()
     assert Conversation.objects.count() == 2
     assert Conversation.objects.get(pk=existing.pk).lease_owner == "worker-1"
     assert Conversation.objects.get(pk=other_chat.pk).chat_jid == other_chat.chat_jid
+
+
+@isolate_apps("webhooks")
+def test_it_refuses_a_model_whose_values_are_not_all_parameters() -> None:
+    class Counter(models.Model):  # noqa: DJ008
+        name = models.CharField(max_length=10)
+        count = models.IntegerField(db_default=0)
+
+        class Meta:
+            app_label = "webhooks"
+
+    with pytest.raises(NotSupportedError, match="Counter"):
+        PreparedInsert(Counter).insert(Counter(name="a"))

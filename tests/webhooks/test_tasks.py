@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,32 @@ def test_it_queues_the_row_that_enqueue_would(run_after) -> None:
         k: v for k, v in enqueued.items() if k not in OWN_VALUES
     }
     assert process_conversation.get_result(str(queued["id"])).args == [7]
+
+
+def test_another_task_backend_gets_enqueue_itself(settings) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+
+    queue_conversation(7)
+
+    [result] = process_conversation.get_backend().results
+    assert result.args == [7]
+    assert not DBTaskResult.objects.exists()
+
+
+FIXED_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+def test_a_database_backend_with_its_own_ids_gets_enqueue_itself(settings) -> None:
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "django_tasks_db.DatabaseBackend",
+            "OPTIONS": {"id_function": lambda: FIXED_ID},
+        }
+    }
+
+    queue_conversation(7)
+
+    assert DBTaskResult.objects.get().id == FIXED_ID
 
 
 def a_task(status: str, finished_hours_ago: float | None = None) -> str:
