@@ -1,4 +1,5 @@
-"""The load generator: N POSTs over C concurrent keep-alive connections (asyncio).
+"""The load generator: N POSTs over C concurrent keep-alive connections (asyncio), either as
+fast as the server answers (a closed loop) or at a fixed rate (an open loop).
 
 It runs on the same 2 cores as the server, so the benchmark reports the CPU it used: one
 generator measures both the bare baseline and the webhook, which keeps their ratio fair.
@@ -77,10 +78,9 @@ def _cpu_seconds() -> float:
 
 
 async def post_all(
-    url: str | Sequence[str], bodies: Sequence[bytes], concurrency: int, *, pause: float = 0.0
+    url: str | Sequence[str], bodies: Sequence[bytes], concurrency: int
 ) -> LoadResult:
-    """POST each body once (to url[i] when given a list), `concurrency` at a time; `pause`
-    seconds between one connection's requests spaces them out."""
+    """POST each body once (to url[i] when given a list), `concurrency` at a time."""
     urls = [url] * len(bodies) if isinstance(url, str) else list(url)
     result = LoadResult(starts=[0.0] * len(bodies))
     next_index = iter(range(len(bodies)))
@@ -88,25 +88,7 @@ async def post_all(
     async def one_connection() -> None:
         connection: Connection | None = None
         for index in next_index:
-            target = httpx.URL(urls[index])
-            if connection is None:
-                connection = await Connection.open(target.host, target.port or 80)
-            started = time.monotonic()
-            result.starts[index] = started
-            try:
-                status = await connection.post(target.raw_path, bodies[index])
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                result.statuses[0] += 1
-                connection.close()
-                connection = None
-                continue
-            result.latencies.append(time.monotonic() - started)
-            result.statuses[status] += 1
-            if connection.closing:
-                connection.close()
-                connection = None
-            if pause:
-                await asyncio.sleep(pause)
+            connection = await _post(connection, urls[index], bodies[index], index, result)
         if connection is not None:
             connection.close()
 
@@ -115,6 +97,67 @@ async def post_all(
     result.wall = time.monotonic() - wall_before
     result.cpu = _cpu_seconds() - cpu_before
     return result
+
+
+async def post_at_rate(
+    url: str, bodies: Sequence[bytes], rate: float, *, connections: int = 32
+) -> LoadResult:
+    """POST the i-th body at i/rate seconds, whether or not the earlier ones were answered (an
+    open loop, as independent senders behave), over at most `connections` connections.
+
+    Each start is the scheduled time: a request that waited for a free connection counts that
+    wait, so a server that falls behind cannot hide it by slowing the generator down.
+    """
+    result = LoadResult(starts=[0.0] * len(bodies))
+    idle: asyncio.Queue[Connection | None] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(None)  # a connection not opened yet
+    began = time.monotonic()
+
+    async def one_request(index: int) -> None:
+        scheduled = began + index / rate
+        await asyncio.sleep(scheduled - time.monotonic())
+        connection = await idle.get()
+        idle.put_nowait(await _post(connection, url, bodies[index], index, result, scheduled))
+
+    cpu_before = _cpu_seconds()
+    await asyncio.gather(*(one_request(index) for index in range(len(bodies))))
+    result.wall = time.monotonic() - began
+    result.cpu = _cpu_seconds() - cpu_before
+    while not idle.empty():
+        if (connection := idle.get_nowait()) is not None:
+            connection.close()
+    return result
+
+
+async def _post(
+    connection: "Connection | None",
+    url: str,
+    body: bytes,
+    index: int,
+    result: LoadResult,
+    started: float | None = None,
+) -> "Connection | None":
+    """One request, recorded in `result` as started at `started` (default: once connected);
+    returns the connection if it may be used again."""
+    target = httpx.URL(url)
+    try:
+        if connection is None:
+            connection = await Connection.open(target.host, target.port or 80)
+        # A closed loop's clock starts once connected, as a client's keep-alive pool's would.
+        result.starts[index] = started = time.monotonic() if started is None else started
+        status = await connection.post(target.raw_path, body)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        result.statuses[0] += 1
+        if connection is not None:
+            connection.close()
+        return None
+    result.latencies.append(time.monotonic() - started)
+    result.statuses[status] += 1
+    if connection.closing:
+        connection.close()
+        return None
+    return connection
 
 
 class Connection:
