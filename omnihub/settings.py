@@ -78,7 +78,12 @@ else:
     # No ASGI lifespan in Django and a thread per request: persistent connections would pile up
     # (one per thread, "too many clients"). A per-process pool hands them out instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Values travel apart from the SQL instead of being quoted into it by psycopg in Python:
+    # about 0.1 ms less CPU per webhook, and repeated statements are prepared once per
+    # connection. Off for a PgBouncer in transaction mode that cannot keep prepared statements.
+    options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+    options["pool"] = {
         "min_size": 1,
         # Worker loops hold a connection only while they touch the database, not while they
         # wait on an agent or for work, so a pool much smaller than WORKER_CONCURRENCY serves.
