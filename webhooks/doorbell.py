@@ -1,11 +1,11 @@
 """Wakes idle workers as soon as a task is queued, instead of waiting for their next poll.
 
-PostgreSQL: the enqueuing transaction sends NOTIFY, which Postgres delivers at commit (and not at
-all on rollback); each worker process LISTENs on one connection. SQLite: there is no cross-process
-signal, so one thread per worker watches `PRAGMA data_version`, which changes whenever another
-connection commits: a read of the shared header, not a query on any table. Only when it changes
-does the watcher look for a ready task, so the many commits that queue nothing (a worker's own
-included) wake no loop.
+PostgreSQL: a trigger on the task table (migration 0003) sends NOTIFY for each task queued to
+run now, which Postgres delivers at commit (and not at all on rollback); each worker process
+LISTENs on one connection. SQLite: there is no cross-process signal, so one thread per worker
+watches `PRAGMA data_version`, which changes whenever another connection commits: a read of the
+shared header, not a query on any table. Only when it changes does the watcher look for a ready
+task, so the many commits that queue nothing (a worker's own included) wake no loop.
 """
 
 import logging
@@ -20,15 +20,8 @@ from django_tasks_db.models import DBTaskResult
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "omnihub_tasks"
+CHANNEL = "omnihub_tasks"  # as the trigger of migrations/0003 sends it
 SQLITE_WATCH_INTERVAL = 0.01
-
-
-def ring() -> None:
-    """Call inside the transaction that enqueues: the bell sounds only if it commits."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {CHANNEL}")
 
 
 def listen(on_ring: Callable[[], None], stopping: threading.Event) -> None:

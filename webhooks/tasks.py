@@ -6,7 +6,6 @@ from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
-from webhooks import doorbell
 from webhooks.prepared_insert import PreparedInsert
 
 # Rows deleted per statement, so that no delete holds its locks for long.
@@ -25,6 +24,7 @@ def process_conversation(conversation_id: int) -> int:
 
 def queue_conversation(conversation_id: int, *, run_after: datetime | None = None) -> None:
     """Queue the conversation for a worker; call it inside the transaction that makes the work.
+    Idle workers wake when it commits (webhooks.doorbell), unless `run_after` defers it.
 
     It stores the row that `process_conversation.enqueue(conversation_id)` stores, with an
     INSERT compiled once: every webhook queues a task, and enqueue()'s save() and the result
@@ -38,8 +38,6 @@ def queue_conversation(conversation_id: int, *, run_after: datetime | None = Non
         _insert_task.insert(_task_row(task, conversation_id))
     else:
         task.enqueue(conversation_id)
-    if run_after is None:
-        doorbell.ring()
 
 
 def _stores_plain_rows(task: Task[[int], int]) -> bool:

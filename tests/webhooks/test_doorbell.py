@@ -1,11 +1,15 @@
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
 from tests.factories import InstanceConfigFactory
 from tests.webhooks.conftest import evolution_payload, post_json
 from webhooks import doorbell
+from webhooks.tasks import process_conversation, queue_conversation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,3 +50,39 @@ def test_a_commit_that_queues_nothing_does_not_ring(rings):
     post_json("/webhook/evolution/acme", evolution_payload("event_connection_update"))
 
     assert not rings.acquire(timeout=0.5)
+
+
+def test_a_task_queued_by_django_tasks_db_itself_rings(rings):
+    _settle(rings)
+
+    process_conversation.enqueue(1)
+
+    assert rings.acquire(timeout=2)
+
+
+def test_a_rolled_back_task_does_not_ring(rings):
+    _settle(rings)
+
+    with pytest.raises(RuntimeError):
+        _queue_then_fail()
+
+    assert not rings.acquire(timeout=0.5)
+
+
+def _queue_then_fail() -> None:
+    with transaction.atomic():
+        queue_conversation(1)
+        raise RuntimeError("the webhook failed after queuing")
+
+
+def test_a_task_deferred_to_later_does_not_ring_on_postgres(rings):
+    # SQLite's watcher rings for any ready task, deferred or not: its loops then find nothing.
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's trigger tells deferred tasks apart")
+    _settle(rings)
+
+    queue_conversation(1, run_after=timezone.now() + timedelta(minutes=5))
+    assert not rings.acquire(timeout=0.5)
+
+    queue_conversation(1)
+    assert rings.acquire(timeout=2)
