@@ -28,12 +28,13 @@ def install(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         END $$
         """
     )
-    # django-tasks-db stores "no run_after" as 9999-01-01, meaning "now".
+    # django-tasks-db stores "no run_after" as 9999-01-01 UTC, meaning "now". The literal
+    # names its zone: it is fixed when the trigger is made, in the migrating session's zone.
     schema_editor.execute(
         f"""
         CREATE TRIGGER {FUNCTION} AFTER INSERT ON "{table}" FOR EACH ROW
         WHEN (NEW.status = 'READY'
-              AND (NEW.run_after >= '9999-01-01' OR NEW.run_after <= now()))
+              AND (NEW.run_after >= '9999-01-01 00:00:00+00' OR NEW.run_after <= now()))
         EXECUTE FUNCTION {FUNCTION}()
         """
     )
