@@ -118,7 +118,15 @@ async def post_at_rate(
         scheduled = began + index / rate
         await asyncio.sleep(scheduled - time.monotonic())
         connection = await idle.get()
-        idle.put_nowait(await _post(connection, url, bodies[index], index, result, scheduled))
+        try:
+            connection = await _post(connection, url, bodies[index], index, result, scheduled)
+        except BaseException:
+            if connection is not None:
+                connection.close()  # it may be mid-answer
+            connection = None
+            raise
+        finally:
+            idle.put_nowait(connection)  # the slot is free for the next request
 
     cpu_before = _cpu_seconds()
     await asyncio.gather(*(one_request(index) for index in range(len(bodies))))

@@ -200,9 +200,10 @@ class Bench:
         self.figures.health["pipeline"].merge(probe.report)
         self.figures.webhook_statuses.update(result.statuses)
         self._record_latency("e2e_burst", texts, result.starts, arrivals)
-        if arrivals:  # answered per second, from the first webhook sent to the last reply
-            answering = _last_reply(arrivals) - min(result.starts)
-            self.figures.add("e2e_burst_rate", len(arrivals) / answering)
+        replies = [min(arrivals[text]) for text in texts if text in arrivals]
+        started = [start for start in result.starts if start]  # 0.0: never connected
+        if replies and started:  # answered per second, from the first sent to the last reply
+            self.figures.add("e2e_burst_rate", len(replies) / (max(replies) - min(started)))
 
     async def slow_agents(self, base: str, workers: int) -> None:
         """Distinct conversations, each asked of an agent that takes `slow_agent_delay`."""
@@ -316,10 +317,6 @@ class Bench:
         finally:
             supervisor.stop_all(keep=("fakes",))
         progress("tenants")
-
-
-def _last_reply(arrivals: dict[str, list[float]]) -> float:
-    return max(min(times) for times in arrivals.values())
 
 
 def progress(step: str) -> None:
