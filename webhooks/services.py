@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
+from webhooks import new_chat
 from webhooks.leases import is_being_answered
 from webhooks.models import Conversation, Message
 from webhooks.parsing import (
@@ -20,7 +21,6 @@ from webhooks.parsing import (
     normalise_event,
     parse_incoming_message,
 )
-from webhooks.prepared_insert import PreparedInsert, PreparedUpsert
 from webhooks.routing import tenant_and_event
 from webhooks.tasks import queue_conversation
 
@@ -28,12 +28,6 @@ logger = logging.getLogger(__name__)
 
 MESSAGE_EVENT = "messages.upsert"
 CONVERSATION_CACHE_SECONDS = 3600
-
-_insert_message = PreparedInsert(Message)
-# Updates chat_jid to itself on conflict, so that the existing row's id is returned.
-_upsert_conversation = PreparedUpsert(
-    Conversation, unique_fields=["instance", "chat_jid"], update_fields=["chat_jid"]
-)
 
 
 class MessageNotRetryableError(Exception):
@@ -85,17 +79,24 @@ def handle_incoming_message(
     tenant: TenantRef, incoming: IncomingMessage, payload: dict[str, Any]
 ) -> WebhookOutcome:
     reason = ignore_reason(incoming) or ""
+    key = f"omnihub:conversation:{tenant.id}:{incoming.chat_jid}"
+    # The id is cached: conversations are deleted only with their tenant, which is then no
+    # longer found. A chat not seen lately may be new: it has no worker yet.
+    remembered = cache.get(key)
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
-        with transaction.atomic():
-            conversation_id, is_new = _conversation_id(tenant, incoming.chat_jid)
-            # A worker answering the chat will answer this message too: no task is needed for
-            # it, and none would find anything to do. A new chat has no worker yet.
-            answered_anyway = not (reason or is_new) and is_being_answered(conversation_id)
-            _store(tenant, conversation_id, incoming, payload, reason)
-            if not (reason or answered_anyway):
-                # In the same transaction as the message: both are stored, or neither.
-                queue_conversation(conversation_id)
+        if remembered is None and not reason and new_chat.stores_in_one_statement():
+            conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
+            message = _message(tenant, None, incoming, payload, reason)
+            conversation_id = new_chat.store_first_message(conversation, message)
+        else:
+            with transaction.atomic():
+                conversation_id = _store(tenant, remembered, incoming, payload, reason)
+        if remembered is None:
+            # Only once committed: a rolled-back conversation must not be remembered.
+            transaction.on_commit(
+                lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS)
+            )
     except IntegrityError:
         if not _is_stored(tenant, incoming):
             # Not a duplicate: the tenant was deleted after it was looked up.
@@ -145,38 +146,46 @@ def retry_message(message: Message) -> Message:
     return message
 
 
-def _conversation_id(tenant: TenantRef, chat_jid: str) -> tuple[int, bool]:
-    """A chat's conversation, created on its first message, and whether it may be new (not
-    seen lately). The id is cached: conversations are deleted only with their tenant, which is
-    then no longer found."""
-    key = f"omnihub:conversation:{tenant.id}:{chat_jid}"
-    conversation_id = cache.get(key)
-    is_new = conversation_id is None
-    if is_new:
-        # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
-        # to four: in a burst of webhooks, most chats are new.
-        conversation_id = _upsert_conversation.upsert(
-            Conversation(instance_id=tenant.id, chat_jid=chat_jid)
-        )
-        # Only once committed: a rolled-back conversation must not be remembered.
-        transaction.on_commit(lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS))
-    return conversation_id, is_new
-
-
 def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:
     return Message.objects.filter(instance_id=tenant.id, whatsapp_id=incoming.message_id).exists()
 
 
 def _store(
     tenant: TenantRef,
-    conversation_id: int,
+    conversation_id: int | None,
     incoming: IncomingMessage,
     payload: dict[str, Any],
     reason: str,
-) -> None:
+) -> int:
+    """Store the message, and queue its conversation unless it is ignored or being answered;
+    call it in a transaction. `conversation_id` is None for a chat not seen lately. Returns the
+    conversation's id."""
+    is_new = conversation_id is None
+    if conversation_id is None:
+        # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
+        # to four.
+        conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
+        conversation_id = new_chat.upsert_conversation.upsert(conversation)
+    # A worker answering the chat will answer this message too: no task is needed for it, and
+    # none would find anything to do. A new chat has no worker yet.
+    answered_anyway = not (reason or is_new) and is_being_answered(conversation_id)
+    new_chat.insert_message.insert(_message(tenant, conversation_id, incoming, payload, reason))
+    if not (reason or answered_anyway):
+        # In the same transaction as the message: both are stored, or neither.
+        queue_conversation(conversation_id)
+    return conversation_id
+
+
+def _message(
+    tenant: TenantRef,
+    conversation_id: int | None,
+    incoming: IncomingMessage,
+    payload: dict[str, Any],
+    reason: str,
+) -> Message:
     media = incoming.media
     falls_back = tenant.replies_through_webhook
-    message = Message(
+    return Message(
         instance_id=tenant.id,
         conversation_id=conversation_id,
         whatsapp_id=incoming.message_id,
@@ -200,7 +209,6 @@ def _store(
         reply_evolution_url=incoming.server_url.rstrip("/") if falls_back else "",
         reply_evolution_key=incoming.apikey if falls_back else "",
     )
-    _insert_message.insert(message)
 
 
 def _redacted(payload: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from webhooks.prepared_insert import PreparedInsert
 # Rows deleted per statement, so that no delete holds its locks for long.
 PRUNE_BATCH = 1000
 
-_insert_task = PreparedInsert(DBTaskResult)
+insert_task = PreparedInsert(DBTaskResult)
 
 
 @task
@@ -34,18 +34,19 @@ def queue_conversation(conversation_id: int, *, run_after: datetime | None = Non
     backend that makes its own task ids (its id_function option), gets enqueue() itself.
     """
     task = process_conversation.using(run_after=run_after) if run_after else process_conversation
-    if _stores_plain_rows(task):
-        _insert_task.insert(_task_row(task, conversation_id))
+    if stores_plain_rows(task):
+        insert_task.insert(task_row(task, conversation_id))
     else:
         task.enqueue(conversation_id)
 
 
-def _stores_plain_rows(task: Task[[int], int]) -> bool:
+def stores_plain_rows(task: Task[[int], int]) -> bool:
+    """Whether `task` is queued as a plain row (see queue_conversation)."""
     backend = task.get_backend()
     return isinstance(backend, DatabaseBackend) and not backend.options.get("id_function")
 
 
-def _task_row(task: Task[[int], int], conversation_id: int) -> DBTaskResult:
+def task_row(task: Task[[int], int], conversation_id: int) -> DBTaskResult:
     return DBTaskResult(
         # As django-tasks-db's DatabaseBackend._task_to_db_task; its pre_save handler
         # stores a run_after of None as "far future", which the worker reads as "now".

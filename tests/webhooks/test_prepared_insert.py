@@ -109,3 +109,19 @@ def test_it_refuses_a_model_whose_values_are_not_all_parameters() -> None:
 
     with pytest.raises(NotSupportedError, match="Counter"):
         PreparedInsert(Counter).insert(Counter(name="a"))
+
+
+def test_an_expression_takes_a_fields_place_and_its_value_is_left_out() -> None:
+    conversation = ConversationFactory()
+    row = unsaved_message("M1", conversation_id=0, instance_id=conversation.instance_id)
+    sql = insert_message.sql(expressions={"conversation_id": str(conversation.pk)})
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, insert_message.values(row, leaving_out=["conversation_id"]))
+
+    assert Message.objects.get().conversation_id == conversation.pk
+
+
+def test_an_expression_for_a_field_it_does_not_insert_is_refused() -> None:
+    with pytest.raises(ValueError, match="no field id"):
+        insert_message.sql(expressions={"id": "1"})
