@@ -8,9 +8,10 @@ from typing import Any
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
-from webhooks import new_chat
+from webhooks import one_statement
 from webhooks.leases import is_being_answered
 from webhooks.models import Conversation, Message
 from webhooks.parsing import (
@@ -85,10 +86,8 @@ def handle_incoming_message(
     remembered = cache.get(key)
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
-        if remembered is None and not reason and new_chat.stores_in_one_statement():
-            conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
-            message = _message(tenant, None, incoming, payload, reason)
-            conversation_id = new_chat.store_first_message(conversation, message)
+        if not reason and one_statement.available():
+            conversation_id = _store_in_one_statement(tenant, remembered, incoming, payload)
         else:
             with transaction.atomic():
                 conversation_id = _store(tenant, remembered, incoming, payload, reason)
@@ -165,14 +164,31 @@ def _store(
         # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
         # to four.
         conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
-        conversation_id = new_chat.upsert_conversation.upsert(conversation)
+        conversation_id = one_statement.upsert_conversation.upsert(conversation)
     # A worker answering the chat will answer this message too: no task is needed for it, and
     # none would find anything to do. A new chat has no worker yet.
     answered_anyway = not (reason or is_new) and is_being_answered(conversation_id)
-    new_chat.insert_message.insert(_message(tenant, conversation_id, incoming, payload, reason))
+    one_statement.insert_message.insert(
+        _message(tenant, conversation_id, incoming, payload, reason)
+    )
     if not (reason or answered_anyway):
         # In the same transaction as the message: both are stored, or neither.
         queue_conversation(conversation_id)
+    return conversation_id
+
+
+def _store_in_one_statement(
+    tenant: TenantRef,
+    conversation_id: int | None,
+    incoming: IncomingMessage,
+    payload: dict[str, Any],
+) -> int:
+    """As _store, for a message to answer, in one statement (webhooks.one_statement)."""
+    message = _message(tenant, conversation_id, incoming, payload, reason="")
+    if conversation_id is None:
+        conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
+        return one_statement.store_new_chat_message(conversation, message)
+    one_statement.store_known_chat_message(conversation_id, message, timezone.now())
     return conversation_id
 
 

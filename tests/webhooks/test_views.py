@@ -8,7 +8,7 @@ from django.test import Client, override_settings
 from tests.factories import InstanceConfigFactory
 from tests.webhooks.conftest import evolution_payload, with_message_id
 from tests.webhooks.conftest import post_json as post
-from webhooks import new_chat
+from webhooks import one_statement
 from webhooks.models import Conversation, Message
 
 # The webhook view does its database work on its own threads: the data must be committed.
@@ -101,7 +101,9 @@ def test_a_chat_s_messages_share_one_conversation():
 def test_a_conversation_whose_first_message_was_not_stored_is_not_remembered():
     InstanceConfigFactory(name="acme")
     payload = evolution_payload("text_pn")
-    down = mock.patch.object(new_chat.insert_message, "values", side_effect=OperationalError("x"))
+    down = mock.patch.object(
+        one_statement.insert_message, "values", side_effect=OperationalError("x")
+    )
     with down, pytest.raises(OperationalError):
         post("/webhook/evolution/acme", with_message_id(payload, "FIRST"))
     assert not Conversation.objects.exists()  # rolled back with the message

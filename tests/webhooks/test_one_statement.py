@@ -1,18 +1,23 @@
-"""A chat's first message in one statement (PostgreSQL), against the transaction it replaces."""
+"""A message in one statement (PostgreSQL), against the transaction it replaces."""
 
+import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.tasks import TaskResultStatus
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from instances.selectors import find_tenant
 from tests.factories import ConversationFactory, InstanceConfigFactory
 from tests.webhooks.conftest import evolution_payload, with_message_id
-from webhooks import new_chat, services
+from webhooks import one_statement, services
+from webhooks.leases import locked_lease
 from webhooks.models import Conversation, Message
 from webhooks.parsing import parse_incoming_message
 from webhooks.tasks import process_conversation
@@ -42,7 +47,11 @@ def first_message(message_id: str, chat: str = "5511912345678@s.whatsapp.net") -
 
 def store(message: Message) -> int:
     conversation = Conversation(instance_id=message.instance_id, chat_jid=message.chat_jid)
-    return new_chat.store_first_message(conversation, message)
+    return one_statement.store_new_chat_message(conversation, message)
+
+
+def store_known(message: Message, conversation: Conversation) -> None:
+    one_statement.store_known_chat_message(conversation.pk, message, timezone.now())
 
 
 def test_it_stores_what_the_transaction_stores() -> None:
@@ -102,8 +111,63 @@ def test_a_duplicate_leaves_the_callers_transaction_usable() -> None:
         assert Message.objects.count() == 1  # would raise in a broken transaction
 
 
+def test_a_known_chat_stores_what_the_transaction_stores() -> None:
+    tenant = InstanceConfigFactory(name="acme")
+    conversation = ConversationFactory(instance=tenant, chat_jid="5511912345678@s.whatsapp.net")
+    kept = first_message("IN-A-TRANSACTION")
+    incoming = parse_incoming_message(kept.raw_payload)
+    with transaction.atomic():
+        services._store(find_tenant("acme"), conversation.pk, incoming, kept.raw_payload, "")
+    by_transaction = Message.objects.get()
+    queued_by_transaction = DBTaskResult.objects.get()
+
+    store_known(first_message("IN-ONE-STATEMENT"), conversation)
+
+    stored = Message.objects.get(whatsapp_id="IN-ONE-STATEMENT")
+    assert stored.conversation_id == conversation.pk
+    assert _columns(stored) == _columns(by_transaction)
+    task = DBTaskResult.objects.exclude(id=queued_by_transaction.id).get()
+    assert _columns(task, {"id", "enqueued_at"}) == _columns(
+        queued_by_transaction, {"id", "enqueued_at"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("owner", "until", "queued"),
+    [
+        ("", None, True),
+        ("worker-1", timedelta(minutes=1), False),  # its holder answers it
+        ("worker-1", timedelta(minutes=-1), True),  # its holder died
+    ],
+)
+def test_a_known_chat_gets_a_task_unless_a_worker_holds_it(owner, until, queued) -> None:
+    tenant = InstanceConfigFactory(name="acme")
+    conversation = ConversationFactory(
+        instance=tenant,
+        chat_jid="5511912345678@s.whatsapp.net",
+        lease_owner=owner,
+        leased_until=timezone.now() + until if until else None,
+    )
+
+    store_known(first_message("M1"), conversation)
+
+    assert Message.objects.get().conversation_id == conversation.pk
+    assert DBTaskResult.objects.exists() == queued
+
+
+def test_a_duplicate_in_a_known_chat_stores_nothing() -> None:
+    tenant = InstanceConfigFactory(name="acme")
+    conversation = ConversationFactory(instance=tenant, chat_jid="5511912345678@s.whatsapp.net")
+    store_known(first_message("SAME"), conversation)
+
+    with pytest.raises(IntegrityError):
+        store_known(first_message("SAME"), conversation)
+
+    assert Message.objects.count() == DBTaskResult.objects.count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_webhook_for_a_new_chat_is_one_statement_and_a_known_one_is_not() -> None:
+def test_a_webhook_is_one_statement_for_a_new_chat_and_for_a_known_one() -> None:
     InstanceConfigFactory(name="acme")
     tenant = find_tenant("acme")
     payload = evolution_payload("text_pn")
@@ -114,6 +178,45 @@ def test_a_webhook_for_a_new_chat_is_one_statement_and_a_known_one_is_not() -> N
         services.handle_webhook(tenant, with_message_id(payload, "SECOND"))
 
     assert [query["sql"][:5] for query in new.captured_queries] == ["WITH "]
-    assert len(known.captured_queries) > 1  # its worker's lease is looked at first
+    assert [query["sql"][:5] for query in known.captured_queries] == ["WITH "]
     assert Message.objects.filter(conversation=Conversation.objects.get()).count() == 2
     assert DBTaskResult.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_stored_while_its_worker_lets_go_gets_a_task() -> None:
+    """The worker holds the row lock while it finds nothing pending and lets go: the message
+    waits for that lock, then reads the lease as let go, and queues a task."""
+    tenant = InstanceConfigFactory(name="acme")
+    conversation = ConversationFactory(
+        instance=tenant,
+        chat_jid="5511912345678@s.whatsapp.net",
+        lease_owner="worker-1",
+        leased_until=timezone.now() + timedelta(minutes=1),
+    )
+    locked, storing = threading.Event(), threading.Event()
+
+    def worker_letting_go() -> None:
+        try:
+            with transaction.atomic():
+                locked_lease(conversation.pk)
+                locked.set()
+                storing.wait(timeout=5)
+                time.sleep(0.3)  # the message's statement is waiting on the lock meanwhile
+                Conversation.objects.filter(pk=conversation.pk).update(
+                    lease_owner="", leased_until=None
+                )
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=worker_letting_go)
+    worker.start()
+    assert locked.wait(timeout=5)
+    storing.set()
+    started = time.monotonic()
+    store_known(first_message("M1"), conversation)
+    waited = time.monotonic() - started
+    worker.join(timeout=5)
+
+    assert waited >= 0.2
+    assert DBTaskResult.objects.count() == 1
