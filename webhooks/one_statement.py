@@ -10,7 +10,9 @@ event loop. On PostgreSQL one autocommitted statement of data-modifying CTEs doe
 - a known chat: the conversation's row is locked (FOR NO KEY UPDATE, as webhooks.leases locks
   it) and the task is queued only if no worker holds the chat's lease, as read under that lock.
   A worker looks for pending messages under the same lock before it lets go of a lease, so it
-  either sees this message or has let go and this message gets a task.
+  either sees this message or has let go and this message gets a task. (PostgreSQL runs the
+  final SELECT, which takes the lock, before the INSERTs of the CTEs: a message's id is drawn
+  after the lock, as in the transaction.)
 
 All of it is stored or none, and the task's trigger rings the doorbell at commit. Measured in
 one process for a new chat: 0.76 -> 0.48 ms of CPU and 1.5 -> 1.1 ms of wall time per webhook.
