@@ -308,7 +308,7 @@ class Bench:
         for name, kib in peaks.items():
             self.figures.add(f"{name}_peak_mib", kib / 1024)
         self.fresh("one_tenant")
-        other = free_port()
+        other = free_port(other_than=port)
         many = self.database.reset("many_tenants", second=True)
         supervisor.start_web(port)
         supervisor.start_web(other, database_url=many)

@@ -5,6 +5,7 @@ Supervisor: SIGTERM, then SIGKILL if it has not gone within the grace period.
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,10 +28,21 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*, other_than: int = 0) -> int:
+    """A port nothing listens on, below the ephemeral range: the kernel gives ports of that range
+    to outgoing connections, and one of those could take the port before the server binds it
+    (seen: uvicorn's "address already in use")."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    for port in random.sample(range(10_000, int(ephemeral[0])), 100):
+        if port == other_than:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass
