@@ -41,6 +41,11 @@ CONVERSATION_ID = "(SELECT id FROM conversation)"
 TASK_ARGUMENTS = (
     f"jsonb_build_object('args', jsonb_build_array({CONVERSATION_ID}), 'kwargs', '{{}}'::jsonb)"
 )
+# Conversation's row, locked as webhooks.leases.locked_lease locks it.
+LOCKED_LEASE = (
+    "SELECT id, lease_owner, leased_until FROM webhooks_conversation WHERE id = %s"
+    " FOR NO KEY UPDATE"
+)
 # As webhooks.leases.is_held, of the row locked above.
 NOT_HELD = "NOT EXISTS (SELECT 1 FROM conversation WHERE lease_owner <> '' AND leased_until > %s)"
 
@@ -60,7 +65,7 @@ def store_known_chat_message(conversation_id: int, message: Message, now: dateti
     """Store `message` in the existing conversation, and a task for it unless a worker holds
     the conversation's lease at `now`."""
     values = [conversation_id, *_message_and_task_values(message), now]
-    _execute(_statement(_locked_lease(), task_condition=NOT_HELD), values)
+    _execute(_statement(LOCKED_LEASE, task_condition=NOT_HELD), values)
 
 
 def _message_and_task_values(message: Message) -> list[object]:
@@ -94,11 +99,3 @@ def _statement(conversation: str, task_condition: str = "") -> str:
         f"WITH conversation AS ({conversation}), message AS ({message}), "  # noqa: S608
         f"task AS ({task}) SELECT id FROM conversation"
     )
-
-
-def _locked_lease() -> str:
-    meta, quote = Conversation._meta, connection.ops.quote_name
-    columns = ", ".join(
-        quote(meta.get_field(name).column) for name in ("id", "lease_owner", "leased_until")
-    )
-    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE id = %s FOR NO KEY UPDATE"  # noqa: S608

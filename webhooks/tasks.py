@@ -24,7 +24,8 @@ def process_conversation(conversation_id: int) -> int:
 
 def queue_conversation(conversation_id: int, *, run_after: datetime | None = None) -> None:
     """Queue the conversation for a worker; call it inside the transaction that makes the work.
-    Idle workers wake when it commits (webhooks.doorbell), unless `run_after` defers it.
+    Idle workers wake when it commits (webhooks.doorbell; on PostgreSQL, not for a task that
+    `run_after` defers).
 
     It stores the row that `process_conversation.enqueue(conversation_id)` stores, with an
     INSERT compiled once: every webhook queues a task, and enqueue()'s save() and the result

@@ -52,7 +52,7 @@ def test_a_commit_that_queues_nothing_does_not_ring(rings):
     assert not rings.acquire(timeout=0.5)
 
 
-def test_a_task_queued_by_django_tasks_db_itself_rings(rings):
+def test_a_task_queued_by_django_tasks_db_itself_rings(rings: threading.Semaphore) -> None:
     _settle(rings)
 
     process_conversation.enqueue(1)
@@ -60,7 +60,7 @@ def test_a_task_queued_by_django_tasks_db_itself_rings(rings):
     assert rings.acquire(timeout=2)
 
 
-def test_a_rolled_back_task_does_not_ring(rings):
+def test_a_rolled_back_task_does_not_ring(rings: threading.Semaphore) -> None:
     _settle(rings)
 
     with pytest.raises(RuntimeError):
@@ -75,7 +75,9 @@ def _queue_then_fail() -> None:
         raise RuntimeError("the webhook failed after queuing")
 
 
-def test_a_task_deferred_to_later_does_not_ring_on_postgres(rings):
+def test_a_task_deferred_to_later_does_not_ring_on_postgres(
+    rings: threading.Semaphore,
+) -> None:
     # SQLite's watcher rings for any ready task, deferred or not: its loops then find nothing.
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's trigger tells deferred tasks apart")

@@ -90,6 +90,7 @@ def test_a_chat_the_database_knows_keeps_its_conversation() -> None:
     assert Conversation.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as a webhook stores it
 def test_a_duplicate_stores_nothing() -> None:
     InstanceConfigFactory(name="acme")
     store(first_message("SAME", chat="5511900000001@s.whatsapp.net"))
@@ -140,7 +141,9 @@ def test_a_known_chat_stores_what_the_transaction_stores() -> None:
         ("worker-1", timedelta(minutes=-1), True),  # its holder died
     ],
 )
-def test_a_known_chat_gets_a_task_unless_a_worker_holds_it(owner, until, queued) -> None:
+def test_a_known_chat_gets_a_task_unless_a_worker_holds_it(
+    owner: str, until: timedelta | None, queued: bool
+) -> None:
     tenant = InstanceConfigFactory(name="acme")
     conversation = ConversationFactory(
         instance=tenant,
@@ -155,6 +158,7 @@ def test_a_known_chat_gets_a_task_unless_a_worker_holds_it(owner, until, queued)
     assert DBTaskResult.objects.exists() == queued
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_duplicate_in_a_known_chat_stores_nothing() -> None:
     tenant = InstanceConfigFactory(name="acme")
     conversation = ConversationFactory(instance=tenant, chat_jid="5511912345678@s.whatsapp.net")
@@ -177,8 +181,11 @@ def test_a_webhook_is_one_statement_for_a_new_chat_and_for_a_known_one() -> None
     with CaptureQueriesContext(connection) as known:
         services.handle_webhook(tenant, with_message_id(payload, "SECOND"))
 
-    assert [query["sql"][:5] for query in new.captured_queries] == ["WITH "]
-    assert [query["sql"][:5] for query in known.captured_queries] == ["WITH "]
+    [first], [second] = new.captured_queries, known.captured_queries
+    assert first["sql"].startswith("WITH ")
+    assert "ON CONFLICT" in first["sql"]
+    assert second["sql"].startswith("WITH ")
+    assert "FOR NO KEY UPDATE" in second["sql"]
     assert Message.objects.filter(conversation=Conversation.objects.get()).count() == 2
     assert DBTaskResult.objects.count() == 2
 

@@ -28,8 +28,8 @@ def install(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         END $$
         """
     )
-    # django-tasks-db stores "no run_after" as 9999-01-01 UTC, meaning "now". The literal
-    # names its zone: it is fixed when the trigger is made, in the migrating session's zone.
+    # django-tasks-db stores "no run_after" as 9999-01-01 UTC, meaning "now". Without a zone,
+    # the literal would be read in the migrating session's time zone when the trigger is made.
     schema_editor.execute(
         f"""
         CREATE TRIGGER {FUNCTION} AFTER INSERT ON "{table}" FOR EACH ROW
