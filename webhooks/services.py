@@ -84,13 +84,14 @@ def handle_incoming_message(
     # The id is cached: conversations are deleted only with their tenant, which is then no
     # longer found. A chat not seen lately may be new: it has no worker yet.
     remembered = cache.get(key)
+    message = _message(tenant, incoming, payload, reason)
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
         if not reason and one_statement.available():
-            conversation_id = _store_in_one_statement(tenant, remembered, incoming, payload)
+            conversation_id = _store_in_one_statement(message, remembered)
         else:
             with transaction.atomic():
-                conversation_id = _store(tenant, remembered, incoming, payload, reason)
+                conversation_id = _store(message, remembered)
         if remembered is None:
             # Only once committed: a rolled-back conversation must not be remembered.
             transaction.on_commit(
@@ -149,61 +150,47 @@ def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:
     return Message.objects.filter(instance_id=tenant.id, whatsapp_id=incoming.message_id).exists()
 
 
-def _store(
-    tenant: TenantRef,
-    conversation_id: int | None,
-    incoming: IncomingMessage,
-    payload: dict[str, Any],
-    reason: str,
-) -> int:
+def _store(message: Message, conversation_id: int | None) -> int:
     """Store the message, and queue its conversation unless it is ignored or being answered;
     call it in a transaction. `conversation_id` is None for a chat not seen lately. Returns the
     conversation's id."""
+    ignored = bool(message.ignore_reason)
     is_new = conversation_id is None
     if conversation_id is None:
         # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
         # to four.
-        conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
-        conversation_id = one_statement.upsert_conversation.upsert(conversation)
+        conversation_id = one_statement.upsert_conversation.upsert(_conversation_of(message))
     # A worker answering the chat will answer this message too: no task is needed for it, and
     # none would find anything to do. A new chat has no worker yet.
-    answered_anyway = not (reason or is_new) and is_being_answered(conversation_id)
-    one_statement.insert_message.insert(
-        _message(tenant, conversation_id, incoming, payload, reason)
-    )
-    if not (reason or answered_anyway):
+    answered_anyway = not (ignored or is_new) and is_being_answered(conversation_id)
+    message.conversation_id = conversation_id
+    one_statement.insert_message.insert(message)
+    if not (ignored or answered_anyway):
         # In the same transaction as the message: both are stored, or neither.
         queue_conversation(conversation_id)
     return conversation_id
 
 
-def _store_in_one_statement(
-    tenant: TenantRef,
-    conversation_id: int | None,
-    incoming: IncomingMessage,
-    payload: dict[str, Any],
-) -> int:
+def _store_in_one_statement(message: Message, conversation_id: int | None) -> int:
     """As _store, for a message to answer, in one statement (webhooks.one_statement)."""
-    message = _message(tenant, conversation_id, incoming, payload, reason="")
     if conversation_id is None:
-        conversation = Conversation(instance_id=tenant.id, chat_jid=incoming.chat_jid)
-        return one_statement.store_new_chat_message(conversation, message)
+        return one_statement.store_new_chat_message(_conversation_of(message), message)
     one_statement.store_known_chat_message(conversation_id, message, timezone.now())
     return conversation_id
 
 
+def _conversation_of(message: Message) -> Conversation:
+    return Conversation(instance_id=message.instance_id, chat_jid=message.chat_jid)
+
+
 def _message(
-    tenant: TenantRef,
-    conversation_id: int | None,
-    incoming: IncomingMessage,
-    payload: dict[str, Any],
-    reason: str,
+    tenant: TenantRef, incoming: IncomingMessage, payload: dict[str, Any], reason: str
 ) -> Message:
+    """The message as stored; its conversation is set when it is stored."""
     media = incoming.media
     falls_back = tenant.replies_through_webhook
     return Message(
         instance_id=tenant.id,
-        conversation_id=conversation_id,
         whatsapp_id=incoming.message_id,
         status=Message.Status.IGNORED if reason else Message.Status.RECEIVED,
         ignore_reason=reason,

@@ -42,7 +42,7 @@ def first_message(message_id: str, chat: str = "5511912345678@s.whatsapp.net") -
     payload = with_message_id(evolution_payload("text_pn"), message_id)
     payload["data"]["key"]["remoteJid"] = chat
     incoming = parse_incoming_message(payload)
-    return services._message(tenant, None, incoming, payload, reason="")
+    return services._message(tenant, incoming, payload, reason="")
 
 
 def store(message: Message) -> int:
@@ -57,9 +57,8 @@ def store_known(message: Message, conversation: Conversation) -> None:
 def test_it_stores_what_the_transaction_stores() -> None:
     InstanceConfigFactory(name="acme")
     kept = first_message("IN-A-TRANSACTION")
-    incoming = parse_incoming_message(kept.raw_payload)
     with transaction.atomic():
-        services._store(find_tenant("acme"), None, incoming, kept.raw_payload, reason="")
+        services._store(kept, None)
     by_transaction = Message.objects.get()
     queued_by_transaction = DBTaskResult.objects.get()
 
@@ -116,9 +115,8 @@ def test_a_known_chat_stores_what_the_transaction_stores() -> None:
     tenant = InstanceConfigFactory(name="acme")
     conversation = ConversationFactory(instance=tenant, chat_jid="5511912345678@s.whatsapp.net")
     kept = first_message("IN-A-TRANSACTION")
-    incoming = parse_incoming_message(kept.raw_payload)
     with transaction.atomic():
-        services._store(find_tenant("acme"), conversation.pk, incoming, kept.raw_payload, "")
+        services._store(kept, conversation.pk)
     by_transaction = Message.objects.get()
     queued_by_transaction = DBTaskResult.objects.get()
 
