@@ -1,7 +1,9 @@
 """Fakes of the Agents API and the Evolution API: real HTTP servers on 127.0.0.1.
 
 Each records the requests it gets and answers from a script the test sets, so tests (and the
-benchmarks) exercise the real clients, sockets and JSON included.
+benchmarks) exercise the real clients, sockets and JSON included. A test can hold requests
+open (`gate`) and wait until a number of them are open at once (`wait_for_open`), with no
+sleeping. Servers that answer badly, for the transport's tests, are in tests.misbehaving.
 """
 
 import json
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+Answer = tuple[int, Any]
+
 
 @dataclass
 class Recorded:
@@ -24,33 +28,68 @@ class Recorded:
     client_port: int = 0  # tells the connections apart
 
 
+Responder = Callable[[Recorded], Answer]
+
+
 @dataclass
 class FakeServer:
-    """Answers each POST with the next scripted (status, body), then with `default`."""
+    """Answers each POST from the first of `routes` whose key starts its path, else with the
+    next scripted answer, else from `responder`, else from `default` (an answer, or a function
+    giving one).
 
-    default: tuple[int, dict[str, Any]] = (200, {})
+    While `gate` is set to an unset Event, requests whose path starts with `gate_prefix` are
+    held, after their answer is chosen, until the test sets it."""
+
+    default: Answer | Responder = (200, {})
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
-    responder: Callable[[Recorded], tuple[int, dict[str, Any]]] | None = None
+    responder: Responder | None = None
     requests: list[Recorded] = field(default_factory=list)
-    script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    script: list[Answer] = field(default_factory=list)
+    routes: dict[str, Responder] = field(default_factory=dict)
+    gate: threading.Event | None = None
+    gate_prefix: str = ""
+    open_requests: int = 0  # arrived and not yet answered
+    most_open: int = 0  # the most that were open at once
     url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
-    def answer(self, recorded: Recorded) -> tuple[int, dict[str, Any]]:
-        with self._lock:
+    def answer(self, recorded: Recorded) -> Answer:
+        with self._changed:
             self.requests.append(recorded)
+            self._changed.notify_all()
+        for prefix, route in self.routes.items():
+            if recorded.path.startswith(prefix):
+                return route(recorded)
+        with self._lock:
             if self.script:
                 return self.script.pop(0)
         if self.responder is not None:
             return self.responder(recorded)
-        return self.default
+        return self.default(recorded) if callable(self.default) else self.default
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Recorded]:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return list(self.requests)
+        """The requests so far, once `count` have come (or `timeout` passed)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.requests) >= count, timeout)
+            return list(self.requests)
+
+    def wait_for_open(self, count: int, timeout: float = 10.0) -> bool:
+        """Whether `count` requests were open at once within `timeout` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.most_open >= count, timeout)
+
+    def hold(self, recorded: Recorded) -> None:
+        gate = self.gate
+        if gate is not None and recorded.path.startswith(self.gate_prefix):
+            gate.wait()
+
+    def count_open(self, change: int) -> None:
+        with self._changed:
+            self.open_requests += change
+            self.most_open = max(self.most_open, self.open_requests)
+            self._changed.notify_all()
 
 
 def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
@@ -67,17 +106,24 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 time.monotonic(),
                 client_port=self.client_address[1],
             )
-            if fake.delay:
-                time.sleep(fake.delay)
-            status, answer = fake.answer(recorded)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in fake.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            fake.count_open(+1)
+            try:
+                if fake.delay:
+                    time.sleep(fake.delay)
+                status, answer = fake.answer(recorded)
+                fake.hold(recorded)
+                payload = json.dumps(answer).encode()
+                # A client that gave up has closed the connection: nothing to tell it.
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in fake.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+            finally:
+                fake.count_open(-1)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -90,6 +136,8 @@ class _Server(ThreadingHTTPServer):
     a pooled connection must not reach a server that a test has stopped."""
 
     daemon_threads = True
+    # Tests open hundreds of connections at once; the default backlog of 5 would drop some.
+    request_queue_size = 1024
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(("127.0.0.1", 0), handler)
@@ -107,16 +155,27 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(fake: FakeServer) -> Iterator[FakeServer]:
-    server = _Server(_handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 for the block; yields the server's URL."""
+    server = _Server(handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
-        yield fake
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve(fake: FakeServer) -> Iterator[FakeServer]:
+    with serve_handler(_handler(fake)) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            if fake.gate is not None:
+                fake.gate.set()  # lets held handler threads end with the test
 
 
 def agent_replying(text: str = "Olá! Abrimos às 9h.") -> FakeServer:
@@ -124,7 +183,59 @@ def agent_replying(text: str = "Olá! Abrimos às 9h.") -> FakeServer:
 
 
 def evolution_accepting() -> FakeServer:
-    return FakeServer(default=(201, {"key": {"id": "SENT"}, "status": "PENDING"}))
+    """Accepts every sendText as Evolution v2 does, each with its own id ("SENT-1", ...), and
+    answers findMessages with the texts it sent, newest first, in Evolution v2's shape."""
+    chats = _EvolutionChats()
+    return FakeServer(default=chats.send, routes={"/chat/findMessages/": chats.find})
+
+
+class _EvolutionChats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: list[dict[str, Any]] = []
+
+    def send(self, recorded: Recorded) -> Answer:
+        number = str(recorded.body.get("number", ""))
+        with self._lock:
+            record = {
+                "id": f"record-{len(self._sent) + 1}",
+                "key": {
+                    "remoteJid": number if "@" in number else f"{number}@s.whatsapp.net",
+                    "fromMe": True,
+                    "id": f"SENT-{len(self._sent) + 1}",
+                },
+                "pushName": "Você",
+                "messageType": "conversation",
+                "message": {"conversation": recorded.body.get("text", "")},
+                "messageTimestamp": int(time.time()),
+                "instanceId": "fake-instance",
+                "source": "unknown",
+                "contextInfo": None,
+                "MessageUpdate": [],
+            }
+            self._sent.append(record)
+        return 201, {**record, "status": "PENDING"}
+
+    def find(self, recorded: Recorded) -> Answer:
+        key = (recorded.body.get("where") or {}).get("key") or {}
+        size = int(recorded.body.get("offset") or 50)
+        page = int(recorded.body.get("page") or 1)
+        with self._lock:
+            found = [
+                record
+                for record in reversed(self._sent)
+                if all(record["key"].get(name) == value for name, value in key.items())
+            ]
+        records = found[(page - 1) * size : page * size]
+        pages = -(-len(found) // size)
+        return 200, {
+            "messages": {
+                "total": len(found),
+                "pages": pages,
+                "currentPage": page,
+                "records": records,
+            }
+        }
 
 
 def closed_port() -> int:

@@ -1,0 +1,1 @@
+"""Clients of the services Omnihub calls: the agents and the Evolution API."""
