@@ -1,0 +1,1 @@
+"""Client of the Evolution API (the WhatsApp gateway)."""
