@@ -8,7 +8,7 @@ from instances.models import InstanceConfig
 
 
 @admin.register(InstanceConfig)
-class InstanceConfigAdmin(admin.ModelAdmin):
+class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
     form = InstanceConfigForm
     list_display = ["name", "whatsapp_instance", "default_agent", "is_default", "updated_at"]
     search_fields = ["name", "whatsapp_instance", "default_agent", "agent_api_url"]

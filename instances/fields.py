@@ -2,11 +2,12 @@ from typing import Any
 
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.expressions import Combinable
 
 from instances.secrets import decrypt, encrypt
 
 
-class EncryptedTextField(models.TextField):
+class EncryptedTextField(models.TextField[str | Combinable, str]):
     """A text column that holds Fernet ciphertext; Python code only ever sees the plaintext.
 
     The empty string is stored as is, so "not set" stays visible and queryable.

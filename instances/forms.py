@@ -26,7 +26,7 @@ def _secret_field(label: str) -> forms.CharField:
     )
 
 
-class InstanceConfigForm(forms.ModelForm):
+class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
     evolution_key = _secret_field("Evolution API key")
     agent_api_key = _secret_field("Agent API key")
 
@@ -63,7 +63,8 @@ class InstanceConfigForm(forms.ModelForm):
                 self.fields[name].required = True
 
     def clean(self) -> dict[str, Any]:
-        cleaned_data = super().clean()
+        super().clean()  # ModelForm's returns self.cleaned_data; the stubs allow None
+        cleaned_data = self.cleaned_data
         for name in SECRET_FIELDS & set(self.fields):
             if not cleaned_data.get(name) and name not in self.errors:
                 # Blank keeps the stored key; the model validation that follows sees it too.
@@ -85,11 +86,12 @@ class InstanceConfigForm(forms.ModelForm):
     def validate_constraints(self) -> None:
         # Ticking "default" asks services.set_default_instance to move the flag off the previous
         # default, so the one-default constraint is not this form's to judge.
-        exclude = self._get_validation_exclusions() | {"is_default"}
+        # Both private ModelForm methods exist at runtime; django-stubs leaves them out.
+        exclude = self._get_validation_exclusions() | {"is_default"}  # type: ignore[attr-defined]
         try:
             self.instance.validate_constraints(exclude=exclude)
         except ValidationError as error:
-            self._update_errors(error)
+            self._update_errors(error)  # type: ignore[attr-defined]
 
     def service_fields(self) -> dict[str, Any]:
         """Keyword arguments for services.create_instance."""

@@ -31,7 +31,7 @@ class TenantNotFoundError(Exception):
 
 def find_tenant(name: str) -> TenantRef:
     key = _name_key(name)
-    tenant = cache.get(key)
+    tenant: TenantRef | None = cache.get(key)
     if tenant is None:
         tenant = _load(InstanceConfig.objects.filter(name=name), name)
         cache.set(key, tenant, settings.TENANT_CACHE_SECONDS)
@@ -39,7 +39,7 @@ def find_tenant(name: str) -> TenantRef:
 
 
 def find_default_tenant() -> TenantRef:
-    tenant = cache.get(_DEFAULT)
+    tenant: TenantRef | None = cache.get(_DEFAULT)
     if tenant is None:
         tenant = _load(InstanceConfig.objects.filter(is_default=True), "(default)")
         cache.set(_DEFAULT, tenant, settings.TENANT_CACHE_SECONDS)

@@ -24,7 +24,9 @@ def _is_valid_api_key(key: str | None) -> bool:
     if not expected:
         # Never fall open: an unset key means nobody gets in, and the operator is told why.
         raise ApiKeyNotConfiguredError
-    return bool(key) and constant_time_compare(key, expected)
+    if not key:
+        return False
+    return constant_time_compare(key, expected)
 
 
 class ApiKeyHeaderAuth(APIKeyHeader):

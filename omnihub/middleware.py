@@ -7,7 +7,7 @@ webhooks included; both classes here keep async requests on the event loop.
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -51,12 +51,13 @@ def _as_json_error(request: HttpRequest, response: HttpResponseBase) -> HttpResp
     return replacement
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]  # WhiteNoise is untyped
     """WhiteNoise, which is sync-only, made async-capable: only a static file leaves the event
     loop; every other request goes straight on."""
 
     sync_capable = True
     async_capable = True
+    get_response: GetResponse  # set by WhiteNoiseMiddleware.__init__
 
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
@@ -64,10 +65,12 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponseBase]:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
             return self._acall(request)
-        return super().__call__(request)
+        # The static file's response (a FileResponse) or the app's.
+        response: HttpResponseBase = super().__call__(request)
+        return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         if self.autorefresh:  # DEBUG: the lookup reads the disk
@@ -76,7 +79,8 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
             static_file = self.files.get(request.path_info)
         if static_file is not None:
             # Opening the file is disk work too, and static files are rare (the admin's).
-            return await sync_to_async(self.serve)(static_file, request)
+            served: HttpResponseBase = await sync_to_async(self.serve)(static_file, request)
+            return served
         response = self.get_response(request)
         assert not isinstance(response, HttpResponseBase)
         return await response

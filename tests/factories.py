@@ -1,9 +1,10 @@
 import factory
 
 from instances.models import InstanceConfig
+from webhooks.models import Conversation, Message
 
 
-class InstanceConfigFactory(factory.django.DjangoModelFactory):
+class InstanceConfigFactory(factory.django.DjangoModelFactory[InstanceConfig]):
     class Meta:
         model = InstanceConfig
 
@@ -19,7 +20,7 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory):
     is_default = False
 
 
-class ConversationFactory(factory.django.DjangoModelFactory):
+class ConversationFactory(factory.django.DjangoModelFactory[Conversation]):
     class Meta:
         model = "webhooks.Conversation"
         django_get_or_create = ("instance", "chat_jid")
@@ -28,7 +29,7 @@ class ConversationFactory(factory.django.DjangoModelFactory):
     chat_jid = factory.Sequence(lambda n: f"55119{n:08d}@s.whatsapp.net")
 
 
-class MessageFactory(factory.django.DjangoModelFactory):
+class MessageFactory(factory.django.DjangoModelFactory[Message]):
     """A received 1:1 text message; its conversation is the tenant's chat, made when missing."""
 
     class Meta:

@@ -242,4 +242,5 @@ def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on: connecting to it is refused."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,11 +1,12 @@
 import asyncio
+from typing import Any
 
 from asgiref.sync import async_to_sync
 
 from omnihub.asgi import BoundedRequests
 
 
-async def _no_message() -> dict:
+async def _no_message() -> dict[str, Any]:
     return {}
 
 
@@ -16,7 +17,7 @@ async def _discard(message: object) -> None:
 def test_it_lets_at_most_the_limit_in_at_once_and_queues_the_rest():
     inside, most_inside, served = 0, 0, 0
 
-    async def app(scope: dict, receive: object, send: object) -> None:
+    async def app(scope: dict[str, Any], receive: object, send: object) -> None:
         nonlocal inside, most_inside, served
         inside += 1
         most_inside = max(most_inside, inside)
@@ -36,7 +37,7 @@ def test_it_lets_at_most_the_limit_in_at_once_and_queues_the_rest():
 
 
 def test_a_failing_request_gives_its_place_back():
-    async def app(scope: dict, receive: object, send: object) -> None:
+    async def app(scope: dict[str, Any], receive: object, send: object) -> None:
         raise RuntimeError("boom")
 
     bounded = BoundedRequests(app, limit=1)

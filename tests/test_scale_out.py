@@ -46,6 +46,9 @@ KILL_AFTER_SENDS = 60
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 TEXT = re.compile(r"^(?P<tenant>t\d+):(?P<chat>c\d+) #(?P<n>\d+)$")
 
+# A `type` statement is evaluated lazily: DBTaskResult is generic to type checkers only.
+type Task = DBTaskResult[..., Any]
+
 
 def test_two_workers_answer_every_message_once_in_order_even_when_one_is_killed(tmp_path):
     with ExitStack() as stack:
@@ -54,7 +57,7 @@ def test_two_workers_answer_every_message_once_in_order_even_when_one_is_killed(
         for evolution in evolutions:
             evolution.delay = 0.005  # a send in flight when the worker dies is not rare
         for t in range(TENANTS):
-            InstanceConfigFactory(
+            InstanceConfigFactory.create(
                 name=f"t{t}", agent_api_url=agents[t].url, agent_api_key=f"agent-key-{t}",
                 evolution_url=evolutions[t].url, evolution_key=f"evolution-key-{t}",
                 whatsapp_instance=f"wa-{t}", session_id_prefix=f"t{t}-", default_agent=f"bot{t}",
@@ -73,8 +76,8 @@ def test_two_workers_answer_every_message_once_in_order_even_when_one_is_killed(
         survivor = children.start("worker-survivor", worker_command)
         base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers_health(base_url), 30, "the web process to start", web)
-        for worker in (victim, survivor):
-            wait_until(lambda w=worker: "loops started" in children.log(w), 30, "a worker", worker)
+        wait_until(lambda: "loops started" in children.log(victim), 30, "a worker", victim)
+        wait_until(lambda: "loops started" in children.log(survivor), 30, "a worker", survivor)
 
         ready = time.monotonic()
         client = stack.enter_context(httpx.Client(base_url=base_url, timeout=30))
@@ -145,7 +148,7 @@ def assert_each_message_was_stored_once(outcomes: list[tuple[str, str]]) -> None
 
 
 def assert_only_messages_in_flight_were_tried_again(
-    killed_tasks: list[DBTaskResult],
+    killed_tasks: list[Task],
 ) -> set[tuple[str, str, int]]:
     """Every message answered, with the agent's answer to it; tried twice only if the killed
     worker was answering it: at most one per conversation it held. Returns those."""
@@ -175,7 +178,7 @@ def assert_the_tenant_heard_its_own_chats_once_in_order(
     assert {r.path for r in sent} == {f"/message/sendText/wa-{t}"}
     asked_texts = [r.body["message_content"] for r in asked]
     sent_texts = [r.body["text"].removeprefix("re: ") for r in sent]
-    assert {TEXT.match(text)["tenant"] for text in asked_texts + sent_texts} == {tenant}
+    assert {parsed(text)["tenant"] for text in asked_texts + sent_texts} == {tenant}
     for r, text in zip(asked, asked_texts, strict=True):
         assert r.body["session_name"] == f"{tenant}-{phone(chat_and_n(text)[0])}"
     for r, text in zip(sent, sent_texts, strict=True):
@@ -210,9 +213,14 @@ def phone(chat: str) -> str:
     return f"55119{int(chat[1:]):08d}"  # "c7": the same numbers in every tenant
 
 
-def chat_and_n(text: str) -> tuple[str, int]:
+def parsed(text: str) -> re.Match[str]:
     match = TEXT.match(text)
     assert match, text
+    return match
+
+
+def chat_and_n(text: str) -> tuple[str, int]:
+    match = parsed(text)
     return match["chat"], int(match["n"])
 
 
@@ -238,24 +246,25 @@ def post_chat(
 def post(client: httpx.Client, path: str, payload: dict[str, Any]) -> str:
     response = client.post(path, json=payload)
     assert response.status_code == 200, response.text
-    return response.json()["status"]
+    status: str = response.json()["status"]
+    return status
 
 
-def tasks_of(pid: int) -> list[DBTaskResult]:
+def tasks_of(pid: int) -> list[Task]:
     """The tasks the worker process `pid` was running: its loops are named <host>-<pid>-<n>."""
     mine = re.compile(rf"-{pid}-\d+$")
     running = DBTaskResult.objects.filter(status="RUNNING")
     return [task for task in running if mine.search(task.worker_ids[-1])]
 
 
-def all_answered_and_idle(killed_tasks: list[DBTaskResult]) -> bool:
+def all_answered_and_idle(killed_tasks: list[Task]) -> bool:
     unanswered = Message.objects.exclude(status=Message.Status.ANSWERED).count()
     waiting = DBTaskResult.objects.filter(status__in=["READY", "RUNNING"])
     others = waiting.exclude(pk__in=[task.pk for task in killed_tasks])
     return Message.objects.count() == TOTAL and unanswered == 0 and not others.exists()
 
 
-def unanswered(killed_tasks: list[DBTaskResult]) -> str:
+def unanswered(killed_tasks: list[Task]) -> str:
     held = sorted(task.args_kwargs["args"][0] for task in killed_tasks)
     left = Message.objects.exclude(status=Message.Status.ANSWERED).order_by("id")
     waiting = DBTaskResult.objects.filter(status__in=["READY", "RUNNING"])
@@ -284,16 +293,24 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while not done():
         if process.poll() is not None:
-            raise AssertionError(f"waiting for {what}: {process.args[1:3]} exited. {explain()}")
+            raise AssertionError(f"waiting for {what}: {program(process)} exited. {explain()}")
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:g} s for {what}. {explain()}")
         time.sleep(0.02)
 
 
+def program(process: subprocess.Popen[bytes]) -> str:
+    """What it runs, e.g. "['-m', 'uvicorn']": Children.start is given a list."""
+    command = process.args
+    assert isinstance(command, list)
+    return str(command[1:3])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def child_env() -> dict[str, str]:
@@ -339,7 +356,7 @@ class Children:
         if error_type is not None:  # shown by pytest with the failure
             for child in self.started:
                 tail = "\n".join(self.log(child).splitlines()[-30:])
-                print(f"--- {child.args[1:3]} pid {child.pid}, exit {child.poll()}:\n{tail}")
+                print(f"--- {program(child)} pid {child.pid}, exit {child.poll()}:\n{tail}")
         for child in self.started:
             self._signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + 10

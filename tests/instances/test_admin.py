@@ -67,7 +67,9 @@ def raw_keys(instance_id):
 
 
 def input_tag(html, name):
-    return re.search(rf'<input[^>]*name="{name}"[^>]*>', html).group(0)
+    match = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
+    assert match, name
+    return match.group(0)
 
 
 def error_messages(response):
@@ -75,8 +77,8 @@ def error_messages(response):
 
 
 def test_it_lists_instances_with_their_agents(admin_client):
-    InstanceConfigFactory(name="acme", default_agent="sales")
-    InstanceConfigFactory(name="globex", default_agent="support")
+    InstanceConfigFactory.create(name="acme", default_agent="sales")
+    InstanceConfigFactory.create(name="globex", default_agent="support")
 
     response = admin_client.get(CHANGELIST_URL)
 
@@ -87,8 +89,8 @@ def test_it_lists_instances_with_their_agents(admin_client):
 
 
 def test_it_narrows_the_list_by_search(admin_client):
-    InstanceConfigFactory(name="acme")
-    InstanceConfigFactory(name="globex")
+    InstanceConfigFactory.create(name="acme")
+    InstanceConfigFactory.create(name="globex")
 
     response = admin_client.get(CHANGELIST_URL, {"q": "glob"})
 
@@ -96,8 +98,8 @@ def test_it_narrows_the_list_by_search(admin_client):
 
 
 def test_it_searches_by_agent_api_url(admin_client):
-    InstanceConfigFactory(name="acme", agent_api_url="https://agents.acme.test")
-    InstanceConfigFactory(name="globex", agent_api_url="https://agents.globex.test")
+    InstanceConfigFactory.create(name="acme", agent_api_url="https://agents.acme.test")
+    InstanceConfigFactory.create(name="globex", agent_api_url="https://agents.globex.test")
 
     response = admin_client.get(CHANGELIST_URL, {"q": "agents.acme"})
 
@@ -105,8 +107,8 @@ def test_it_searches_by_agent_api_url(admin_client):
 
 
 def test_it_filters_by_the_default_flag(admin_client):
-    InstanceConfigFactory(name="acme", is_default=True)
-    InstanceConfigFactory(name="globex")
+    InstanceConfigFactory.create(name="acme", is_default=True)
+    InstanceConfigFactory.create(name="globex")
 
     response = admin_client.get(CHANGELIST_URL, {"is_default__exact": "1"})
 
@@ -115,7 +117,7 @@ def test_it_filters_by_the_default_flag(admin_client):
 
 def test_it_orders_the_list_by_name(admin_client):
     for name in ("zeta", "acme", "mid"):
-        InstanceConfigFactory(name=name)
+        InstanceConfigFactory.create(name=name)
 
     response = admin_client.get(CHANGELIST_URL)
 
@@ -142,7 +144,7 @@ def test_it_creates_an_instance_with_its_keys_encrypted(admin_client, caplog):
 
 
 def test_it_creates_a_new_default_in_place_of_the_old_one(admin_client):
-    previous = InstanceConfigFactory(is_default=True)
+    previous = InstanceConfigFactory.create(is_default=True)
 
     response = admin_client.post(ADD_URL, {**NEW_INSTANCE, "is_default": "on"})
 
@@ -162,7 +164,7 @@ def test_it_requires_the_evolution_server_for_a_new_instance(admin_client, field
 
 
 def test_it_reports_a_name_that_exists(admin_client):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     response = admin_client.post(ADD_URL, NEW_INSTANCE)
 
@@ -172,7 +174,7 @@ def test_it_reports_a_name_that_exists(admin_client):
 
 
 def test_it_never_shows_a_stored_key(admin_client):
-    instance = InstanceConfigFactory(
+    instance = InstanceConfigFactory.create(
         evolution_key="evo-secret-key-8888", agent_api_key="agent-secret-key-4444"
     )
 
@@ -191,7 +193,9 @@ def test_it_never_shows_a_stored_key(admin_client):
 
 
 def test_it_never_shows_a_key_on_the_list(admin_client):
-    InstanceConfigFactory(evolution_key="evo-secret-key-8888", agent_api_key="agent-key-4444")
+    InstanceConfigFactory.create(
+        evolution_key="evo-secret-key-8888", agent_api_key="agent-key-4444"
+    )
 
     html = admin_client.get(CHANGELIST_URL).content.decode()
 
@@ -201,7 +205,7 @@ def test_it_never_shows_a_key_on_the_list(admin_client):
 
 def test_it_keeps_the_stored_keys_when_the_key_fields_are_blank(admin_client, caplog):
     caplog.set_level("INFO", logger="instances.services")
-    instance = InstanceConfigFactory(
+    instance = InstanceConfigFactory.create(
         evolution_key="evo-secret-key-8888", agent_api_key="agent-secret-key-4444"
     )
 
@@ -216,7 +220,7 @@ def test_it_keeps_the_stored_keys_when_the_key_fields_are_blank(admin_client, ca
 
 
 def test_it_replaces_a_key_that_is_posted(admin_client):
-    instance = InstanceConfigFactory(
+    instance = InstanceConfigFactory.create(
         evolution_key="evo-secret-key-8888", agent_api_key="agent-secret-key-4444"
     )
 
@@ -232,7 +236,7 @@ def test_it_replaces_a_key_that_is_posted(admin_client):
 
 
 def test_it_shows_an_invalid_url_as_a_form_error(admin_client):
-    instance = InstanceConfigFactory(agent_api_url="https://agents.acme.test")
+    instance = InstanceConfigFactory.create(agent_api_url="https://agents.acme.test")
 
     response = admin_client.post(
         change_url(instance), change_data(instance, agent_api_url="ftp://agents.acme.test")
@@ -245,7 +249,7 @@ def test_it_shows_an_invalid_url_as_a_form_error(admin_client):
 
 
 def test_it_requires_the_evolution_url_while_a_key_is_stored(admin_client):
-    instance = InstanceConfigFactory()
+    instance = InstanceConfigFactory.create()
 
     response = admin_client.post(change_url(instance), change_data(instance, evolution_url=""))
 
@@ -255,7 +259,7 @@ def test_it_requires_the_evolution_url_while_a_key_is_stored(admin_client):
 
 def test_it_edits_a_tenant_without_an_evolution_server(admin_client):
     # The default tenant seeded from .env may have neither; it replies via the webhook's server.
-    instance = InstanceConfigFactory(evolution_url="", evolution_key="", is_default=True)
+    instance = InstanceConfigFactory.create(evolution_url="", evolution_key="", is_default=True)
 
     response = admin_client.post(
         change_url(instance), change_data(instance, default_agent="changed")
@@ -268,8 +272,8 @@ def test_it_edits_a_tenant_without_an_evolution_server(admin_client):
 
 
 def test_it_makes_an_instance_default_from_the_change_form(admin_client):
-    previous = InstanceConfigFactory(is_default=True)
-    instance = InstanceConfigFactory()
+    previous = InstanceConfigFactory.create(is_default=True)
+    instance = InstanceConfigFactory.create()
 
     response = admin_client.post(change_url(instance), change_data(instance, is_default="on"))
 
@@ -281,7 +285,7 @@ def test_it_makes_an_instance_default_from_the_change_form(admin_client):
 
 
 def test_it_unsets_the_default_from_the_change_form(admin_client):
-    instance = InstanceConfigFactory(is_default=True)
+    instance = InstanceConfigFactory.create(is_default=True)
 
     data = change_data(instance)
     del data["is_default"]
@@ -293,7 +297,7 @@ def test_it_unsets_the_default_from_the_change_form(admin_client):
 
 
 def test_it_does_not_change_the_name(admin_client):
-    instance = InstanceConfigFactory(name="acme")
+    instance = InstanceConfigFactory.create(name="acme")
 
     response = admin_client.post(change_url(instance), change_data(instance, name="renamed"))
 
@@ -303,8 +307,8 @@ def test_it_does_not_change_the_name(admin_client):
 
 
 def test_it_makes_the_selected_instance_default(admin_client):
-    previous = InstanceConfigFactory(is_default=True)
-    instance = InstanceConfigFactory()
+    previous = InstanceConfigFactory.create(is_default=True)
+    instance = InstanceConfigFactory.create()
 
     response = admin_client.post(
         CHANGELIST_URL, {"action": "make_default", "_selected_action": [instance.pk]}
@@ -318,9 +322,9 @@ def test_it_makes_the_selected_instance_default(admin_client):
 
 
 def test_it_refuses_to_make_two_instances_default(admin_client):
-    previous = InstanceConfigFactory(is_default=True)
-    first = InstanceConfigFactory()
-    second = InstanceConfigFactory()
+    previous = InstanceConfigFactory.create(is_default=True)
+    first = InstanceConfigFactory.create()
+    second = InstanceConfigFactory.create()
 
     response = admin_client.post(
         CHANGELIST_URL,
@@ -334,7 +338,7 @@ def test_it_refuses_to_make_two_instances_default(admin_client):
 
 def test_it_deletes_an_instance(admin_client, caplog):
     caplog.set_level("INFO", logger="instances.services")
-    instance = InstanceConfigFactory()
+    instance = InstanceConfigFactory.create()
     url = reverse("admin:instances_instanceconfig_delete", args=[instance.pk])
 
     response = admin_client.post(url, {"post": "yes"})
@@ -346,8 +350,8 @@ def test_it_deletes_an_instance(admin_client, caplog):
 
 def test_it_deletes_the_selected_instances(admin_client, caplog):
     caplog.set_level("INFO", logger="instances.services")
-    kept = InstanceConfigFactory()
-    selected = [InstanceConfigFactory().pk, InstanceConfigFactory().pk]
+    kept = InstanceConfigFactory.create()
+    selected = [InstanceConfigFactory.create().pk, InstanceConfigFactory.create().pk]
 
     response = admin_client.post(
         CHANGELIST_URL, {"action": "delete_selected", "_selected_action": selected, "post": "yes"}

@@ -46,7 +46,7 @@ def test_it_never_returns_a_key_in_full(api_client):
 
 
 def test_it_answers_409_when_the_name_exists(api_client):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     response = api_client.post("/api/v1/instances", NEW_INSTANCE, content_type="application/json")
 
@@ -95,8 +95,8 @@ def test_it_answers_422_for_a_body_that_is_not_json(api_client):
 
 
 def test_it_lists_instances_by_name(api_client):
-    InstanceConfigFactory(name="zeta")
-    InstanceConfigFactory(name="alpha")
+    InstanceConfigFactory.create(name="zeta")
+    InstanceConfigFactory.create(name="alpha")
 
     response = api_client.get("/api/v1/instances")
 
@@ -105,7 +105,7 @@ def test_it_lists_instances_by_name(api_client):
 
 
 def test_it_shows_one_instance(api_client):
-    InstanceConfigFactory(name="acme", default_agent="sales")
+    InstanceConfigFactory.create(name="acme", default_agent="sales")
 
     response = api_client.get("/api/v1/instances/acme")
 
@@ -125,7 +125,7 @@ def test_it_answers_404_for_an_unknown_instance(api_client):
 
 @pytest.mark.parametrize("method", ["put", "patch"])
 def test_it_changes_only_the_fields_sent(api_client, method):
-    instance = InstanceConfigFactory(name="acme", default_agent="sales", agent_timeout=30)
+    instance = InstanceConfigFactory.create(name="acme", default_agent="sales", agent_timeout=30)
     old_key = instance.evolution_key
 
     response = getattr(api_client, method)(
@@ -140,7 +140,7 @@ def test_it_changes_only_the_fields_sent(api_client, method):
 
 
 def test_it_replaces_a_key_sent_and_keeps_a_blank_one(api_client):
-    instance = InstanceConfigFactory(name="acme")
+    instance = InstanceConfigFactory.create(name="acme")
     old_agent_key = instance.agent_api_key
 
     response = api_client.patch(
@@ -157,7 +157,7 @@ def test_it_replaces_a_key_sent_and_keeps_a_blank_one(api_client):
 
 
 def test_it_answers_422_for_an_invalid_update_and_writes_nothing(api_client):
-    InstanceConfigFactory(name="acme", agent_api_url="http://agents.test")
+    InstanceConfigFactory.create(name="acme", agent_api_url="http://agents.test")
 
     response = api_client.patch(
         "/api/v1/instances/acme", {"agent_api_url": "gopher://x"}, content_type="application/json"
@@ -168,7 +168,7 @@ def test_it_answers_422_for_an_invalid_update_and_writes_nothing(api_client):
 
 
 def test_it_deletes_an_instance(api_client):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     response = api_client.delete("/api/v1/instances/acme")
 
@@ -177,8 +177,8 @@ def test_it_deletes_an_instance(api_client):
 
 
 def test_it_sets_the_default_and_undefaults_the_previous_one(api_client):
-    old = InstanceConfigFactory(name="old", is_default=True)
-    InstanceConfigFactory(name="new")
+    old = InstanceConfigFactory.create(name="old", is_default=True)
+    InstanceConfigFactory.create(name="new")
 
     response = api_client.post("/api/v1/instances/new/set-default")
 
@@ -192,8 +192,8 @@ def test_it_sets_the_default_and_undefaults_the_previous_one(api_client):
 
 
 def test_it_sets_the_default_through_an_update(api_client):
-    InstanceConfigFactory(name="old", is_default=True)
-    InstanceConfigFactory(name="new")
+    InstanceConfigFactory.create(name="old", is_default=True)
+    InstanceConfigFactory.create(name="new")
 
     api_client.patch("/api/v1/instances/new", {"is_default": True}, content_type="application/json")
 
@@ -201,7 +201,7 @@ def test_it_sets_the_default_through_an_update(api_client):
 
 
 def test_it_accepts_a_bearer_token():
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     response = Client(headers={"Authorization": f"Bearer {API_KEY}"}).get("/api/v1/instances")
 

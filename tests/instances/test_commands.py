@@ -1,6 +1,8 @@
 import gc
 import json
+from collections.abc import Mapping
 from io import StringIO
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -35,7 +37,7 @@ class Terminal(StringIO):
         return True
 
 
-def run(*args: str, **options: object) -> str:
+def run(*args: str, **options: Any) -> str:
     stdout = StringIO()
     call_command(*args, stdout=stdout, **options)
     return stdout.getvalue()
@@ -47,7 +49,7 @@ def add(**overrides: str | None) -> str:
     return run("instance_add", *args)
 
 
-def snapshot() -> list[dict[str, object]]:
+def snapshot() -> list[Mapping[str, object]]:
     return list(InstanceConfig.objects.order_by("pk").values())
 
 
@@ -71,7 +73,7 @@ def test_it_adds_an_instance():
 
 
 def test_it_adds_an_instance_as_the_default():
-    previous = InstanceConfigFactory(is_default=True)
+    previous = InstanceConfigFactory.create(is_default=True)
 
     run("instance_add", *[part for item in ADD_FLAGS.items() for part in item], "--default")
 
@@ -90,7 +92,7 @@ def test_it_uses_the_model_defaults_for_optional_flags():
 
 
 def test_it_refuses_a_name_that_exists():
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
     before = snapshot()
 
     with pytest.raises(CommandError, match="'acme' already exists"):
@@ -124,7 +126,7 @@ def test_it_rejects_a_timeout_that_is_not_a_number():
 
 
 def test_it_requires_the_evolution_key_naming_the_field():
-    InstanceConfigFactory()
+    InstanceConfigFactory.create()
     before = snapshot()
 
     with pytest.raises(CommandError, match=r"evolution_key: This field is required"):
@@ -145,9 +147,9 @@ def test_it_names_every_missing_field_on_one_line():
 
 
 def test_it_lists_instances_in_an_aligned_table_ordered_by_name():
-    InstanceConfigFactory(name="zulu", default_agent="support")
-    InstanceConfigFactory(name="alpha", is_default=True)
-    InstanceConfigFactory(name="mike")
+    InstanceConfigFactory.create(name="zulu", default_agent="support")
+    InstanceConfigFactory.create(name="alpha", is_default=True)
+    InstanceConfigFactory.create(name="mike")
 
     lines = run("instance_list").splitlines()
 
@@ -160,7 +162,7 @@ def test_it_lists_instances_in_an_aligned_table_ordered_by_name():
 
 
 def test_it_never_shows_keys_in_the_table():
-    instance = InstanceConfigFactory()
+    instance = InstanceConfigFactory.create()
 
     output = run("instance_list")
 
@@ -173,8 +175,8 @@ def test_it_says_so_when_there_are_no_instances():
 
 
 def test_it_lists_instances_as_json_with_masked_keys():
-    first = InstanceConfigFactory(name="bravo", evolution_key="evolution-plaintext-1111")
-    second = InstanceConfigFactory(name="alpha", agent_api_key="agent-plaintext-2222")
+    first = InstanceConfigFactory.create(name="bravo", evolution_key="evolution-plaintext-1111")
+    second = InstanceConfigFactory.create(name="alpha", agent_api_key="agent-plaintext-2222")
 
     output = run("instance_list", "--json")
 
@@ -196,7 +198,7 @@ def test_it_lists_an_empty_json_list():
 
 
 def test_it_shows_every_field_with_keys_masked():
-    instance = InstanceConfigFactory(
+    instance = InstanceConfigFactory.create(
         name="acme", evolution_key="evolution-plaintext-1111", agent_api_key="short"
     )
 
@@ -222,7 +224,7 @@ def test_it_shows_every_field_with_keys_masked():
 
 
 def test_it_shows_an_instance_as_json():
-    InstanceConfigFactory(name="acme", evolution_key="evolution-plaintext-1111")
+    InstanceConfigFactory.create(name="acme", evolution_key="evolution-plaintext-1111")
 
     shown = json.loads(run("instance_show", "acme", "--json"))
 
@@ -236,12 +238,12 @@ def test_it_refuses_to_show_an_unknown_instance():
 
 
 def test_it_updates_only_the_fields_given():
-    instance = InstanceConfigFactory(name="acme", agent_timeout=30)
-    before = InstanceConfig.objects.values().get(pk=instance.pk)
+    instance = InstanceConfigFactory.create(name="acme", agent_timeout=30)
+    before: Mapping[str, object] = InstanceConfig.objects.values().get(pk=instance.pk)
 
     output = run("instance_update", "acme", "--default-agent", "sales", "--agent-timeout", "120")
 
-    after = InstanceConfig.objects.values().get(pk=instance.pk)
+    after: Mapping[str, object] = InstanceConfig.objects.values().get(pk=instance.pk)
     changed = {field for field in before if before[field] != after[field]}
     assert changed == {"default_agent", "agent_timeout", "updated_at"}
     assert after["default_agent"] == "sales"
@@ -250,7 +252,7 @@ def test_it_updates_only_the_fields_given():
 
 
 def test_it_keeps_the_stored_keys_when_none_are_given():
-    instance = InstanceConfigFactory(name="acme")
+    instance = InstanceConfigFactory.create(name="acme")
     evolution_key, agent_api_key = instance.evolution_key, instance.agent_api_key
 
     run("instance_update", "acme", "--whatsapp-instance", "renamed", "--evolution-key", "")
@@ -262,7 +264,7 @@ def test_it_keeps_the_stored_keys_when_none_are_given():
 
 
 def test_it_replaces_a_key_that_is_given_without_printing_it():
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     output = run("instance_update", "acme", "--agent-api-key", "new-agent-secret-9999")
 
@@ -272,8 +274,8 @@ def test_it_replaces_a_key_that_is_given_without_printing_it():
 
 
 def test_it_makes_an_updated_instance_the_default():
-    previous = InstanceConfigFactory(is_default=True)
-    InstanceConfigFactory(name="acme")
+    previous = InstanceConfigFactory.create(is_default=True)
+    InstanceConfigFactory.create(name="acme")
 
     run("instance_update", "acme", "--default")
 
@@ -283,7 +285,7 @@ def test_it_makes_an_updated_instance_the_default():
 
 
 def test_it_writes_nothing_when_an_update_is_invalid():
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
     before = snapshot()
 
     with pytest.raises(CommandError, match="agent_api_url"):
@@ -298,8 +300,8 @@ def test_it_refuses_to_update_an_unknown_instance():
 
 
 def test_it_deletes_an_instance_with_yes():
-    InstanceConfigFactory(name="acme")
-    kept = InstanceConfigFactory(name="other")
+    InstanceConfigFactory.create(name="acme")
+    kept = InstanceConfigFactory.create(name="other")
 
     output = run("instance_delete", "acme", "--yes")
 
@@ -309,7 +311,7 @@ def test_it_deletes_an_instance_with_yes():
 
 @pytest.mark.parametrize("answer", ["y\n", "YES\n"])
 def test_it_deletes_an_instance_when_the_user_confirms(answer):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     output = run("instance_delete", "acme", stdin=Terminal(answer))
 
@@ -319,7 +321,7 @@ def test_it_deletes_an_instance_when_the_user_confirms(answer):
 
 @pytest.mark.parametrize("answer", ["n\n", "\n", "sure\n", ""])
 def test_it_keeps_the_instance_when_the_user_declines(answer):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     with pytest.raises(CommandError, match="aborted") as excinfo:
         run("instance_delete", "acme", stdin=Terminal(answer))
@@ -329,7 +331,7 @@ def test_it_keeps_the_instance_when_the_user_declines(answer):
 
 
 def test_it_will_not_delete_without_yes_when_nobody_can_answer():
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     with pytest.raises(CommandError, match="not a terminal: pass --yes"):
         run("instance_delete", "acme", stdin=StringIO("y\n"))
@@ -343,8 +345,8 @@ def test_it_refuses_to_delete_an_unknown_instance():
 
 
 def test_it_sets_the_default_instance_and_undefaults_the_previous_one():
-    previous = InstanceConfigFactory(name="old", is_default=True)
-    InstanceConfigFactory(name="new")
+    previous = InstanceConfigFactory.create(name="old", is_default=True)
+    InstanceConfigFactory.create(name="new")
 
     output = run("instance_set_default", "new")
 
@@ -355,7 +357,7 @@ def test_it_sets_the_default_instance_and_undefaults_the_previous_one():
 
 
 def test_it_refuses_to_set_an_unknown_default():
-    InstanceConfigFactory(name="old", is_default=True)
+    InstanceConfigFactory.create(name="old", is_default=True)
 
     with pytest.raises(CommandError, match="'ghost' not found"):
         run("instance_set_default", "ghost")
@@ -364,8 +366,8 @@ def test_it_refuses_to_set_an_unknown_default():
 
 
 def test_it_reencrypts_every_instance_with_the_first_key():
-    InstanceConfigFactory(evolution_key="evolution-plaintext-1111")
-    InstanceConfigFactory(evolution_key="evolution-plaintext-2222")
+    InstanceConfigFactory.create(evolution_key="evolution-plaintext-1111")
+    InstanceConfigFactory.create(evolution_key="evolution-plaintext-2222")
     new_key = Fernet.generate_key().decode()
 
     with override_settings(OMNIHUB_ENCRYPTION_KEYS=[new_key, *OMNIHUB_ENCRYPTION_KEYS]):
@@ -383,7 +385,7 @@ def test_it_reencrypts_every_instance_with_the_first_key():
 
 
 def test_it_reports_a_key_that_decrypts_nothing_in_one_line():
-    InstanceConfigFactory()
+    InstanceConfigFactory.create()
 
     unrelated_key = Fernet.generate_key().decode()
 

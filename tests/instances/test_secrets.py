@@ -16,11 +16,14 @@ def raw_keys(name: str) -> tuple[str, str]:
             "SELECT evolution_key, agent_api_key FROM instances_instanceconfig WHERE name = %s",
             [name],
         )
-        return cursor.fetchone()
+        evolution_key, agent_api_key = cursor.fetchone()
+        return evolution_key, agent_api_key
 
 
 def test_it_never_stores_a_key_in_plaintext():
-    InstanceConfigFactory(name="acme", evolution_key="evo-plain-1234", agent_api_key="agent-5678")
+    InstanceConfigFactory.create(
+        name="acme", evolution_key="evo-plain-1234", agent_api_key="agent-5678"
+    )
 
     evolution_raw, agent_raw = raw_keys("acme")
 
@@ -30,14 +33,14 @@ def test_it_never_stores_a_key_in_plaintext():
 
 
 def test_it_keeps_an_empty_key_empty():
-    InstanceConfigFactory(name="acme", agent_api_key="")
+    InstanceConfigFactory.create(name="acme", agent_api_key="")
 
     assert raw_keys("acme")[1] == ""
     assert InstanceConfig.objects.get(name="acme").agent_api_key == ""
 
 
 def test_it_raises_instead_of_returning_ciphertext_under_a_wrong_key():
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     with (
         override_settings(OMNIHUB_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]),
@@ -47,7 +50,7 @@ def test_it_raises_instead_of_returning_ciphertext_under_a_wrong_key():
 
 
 def test_it_decrypts_with_an_older_key_after_a_new_one_is_added():
-    InstanceConfigFactory(name="acme", evolution_key="evo-plain-1234")
+    InstanceConfigFactory.create(name="acme", evolution_key="evo-plain-1234")
     from django.conf import settings
 
     keys = [Fernet.generate_key().decode(), *settings.OMNIHUB_ENCRYPTION_KEYS]

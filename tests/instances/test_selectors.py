@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_looks_a_tenant_up_once_and_then_from_the_cache(django_assert_num_queries):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
 
     with django_assert_num_queries(1):
         first = find_tenant("acme")
@@ -21,7 +21,7 @@ def test_it_looks_a_tenant_up_once_and_then_from_the_cache(django_assert_num_que
 
 
 def test_it_never_caches_a_key():
-    tenant = InstanceConfigFactory(name="acme", evolution_key="evo-secret-9999")
+    tenant = InstanceConfigFactory.create(name="acme", evolution_key="evo-secret-9999")
 
     find_tenant("acme")
 
@@ -31,8 +31,8 @@ def test_it_never_caches_a_key():
 
 
 def test_a_change_through_the_services_is_seen_at_once():
-    tenant = InstanceConfigFactory(name="acme", evolution_url="http://evolution.test")
-    seeded = InstanceConfigFactory(name="seeded", evolution_url="", evolution_key="")
+    tenant = InstanceConfigFactory.create(name="acme", evolution_url="http://evolution.test")
+    seeded = InstanceConfigFactory.create(name="seeded", evolution_url="", evolution_key="")
     assert find_tenant("acme").replies_through_webhook is False
     set_default_instance(tenant)
     assert find_default_tenant().name == "acme"
@@ -44,7 +44,7 @@ def test_a_change_through_the_services_is_seen_at_once():
 
 
 def test_a_deleted_tenant_is_not_found_any_more():
-    tenant = InstanceConfigFactory(name="acme")
+    tenant = InstanceConfigFactory.create(name="acme")
     find_tenant("acme")
 
     delete_instance(tenant)
@@ -55,7 +55,7 @@ def test_a_deleted_tenant_is_not_found_any_more():
 
 @pytest.mark.django_db(transaction=True)  # foreign keys are checked at commit
 def test_a_webhook_for_a_tenant_deleted_behind_the_cache_answers_404():
-    tenant = InstanceConfigFactory(name="acme")
+    tenant = InstanceConfigFactory.create(name="acme")
     find_tenant("acme")
     tenant.delete()  # behind the services' back, as another process would
 

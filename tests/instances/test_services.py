@@ -35,7 +35,7 @@ def test_it_seeds_the_default_instance_into_an_empty_table():
 
 @pytest.mark.django_db
 def test_it_never_changes_or_duplicates_existing_rows_when_seeding():
-    existing = InstanceConfigFactory(name="legacy", default_agent="custom")
+    existing = InstanceConfigFactory.create(name="legacy", default_agent="custom")
 
     assert seed_default_instance(ENV_TENANT) is None
 
@@ -73,14 +73,14 @@ def test_it_seeds_after_migrate_and_a_second_migrate_changes_nothing():
 def test_the_database_allows_only_one_default():
     from django.db import IntegrityError, transaction
 
-    InstanceConfigFactory(is_default=True)
+    InstanceConfigFactory.create(is_default=True)
     with pytest.raises(IntegrityError), transaction.atomic():
-        InstanceConfigFactory(is_default=True)
+        InstanceConfigFactory.create(is_default=True)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_one_default_under_concurrent_updates():
-    tenants = [InstanceConfigFactory(name=f"t{n}") for n in range(6)]
+    tenants = [InstanceConfigFactory.create(name=f"t{n}") for n in range(6)]
     barrier = threading.Barrier(len(tenants))
     errors: list[BaseException] = []
 

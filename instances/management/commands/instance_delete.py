@@ -25,9 +25,10 @@ class Command(BaseCommand):
         services.delete_instance(instance)
         self.stdout.write(self.style.SUCCESS(f"Deleted instance {instance.name!r}."))
 
-    def confirm(self, question: str, stdin: TextIO) -> bool:
+    def confirm(self, question: str, stdin: TextIO | None) -> bool:
         # Nobody can answer a script's pipe, so silence there must not mean yes.
-        if not stdin.isatty():
+        # sys.stdin is None when the process was started without one.
+        if stdin is None or not stdin.isatty():
             raise CommandError("stdin is not a terminal: pass --yes to delete without asking")
         self.stdout.write(question, ending="")
         self.stdout.flush()

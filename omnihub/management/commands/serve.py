@@ -24,7 +24,7 @@ class Command(BaseCommand):
         self._print_banner(host, port)
         children = [subprocess.Popen(command) for command in commands]  # noqa: S603
         # Ctrl-C reaches the children through the terminal; SIGTERM is passed on by hand.
-        signal.signal(signal.SIGTERM, lambda *_: [child.terminate() for child in children])
+        signal.signal(signal.SIGTERM, lambda *_: [child.terminate() for child in children])  # type: ignore[func-returns-value]  # the list is thrown away
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
