@@ -92,7 +92,7 @@ class PostgresDatabase(Database):
     def template_url(self, template: str) -> str:
         return f"{self.base}/{self._name(template)}"
 
-    def _execute(self, *statements: sql.Composable) -> None:
+    def _execute(self, *statements: sql.Composed) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for statement in statements:
                 conn.execute(statement)
