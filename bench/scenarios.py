@@ -90,7 +90,11 @@ async def bare(bench: Bench) -> None:
         _, bodies = bench.messages(bench.sizes.warmup, "bare-warmup")
         load = Sustained(f"{server.url}/webhook/evolution/{TENANT}", itertools.cycle(bodies), 16)
         (cpu, *_), acked, _ = await cpu_window(bench, load, [server.proc], answers=False)
-        bench.figures.add("cpu_bare_per_request", cpu / acked if acked else float("inf"))
+        per_request = cpu / acked if acked else float("inf")
+        bench.figures.add("cpu_bare_per_request", per_request)
+        # Per run, since the two figures are compared within a run: a slower host slows both.
+        if answer := bench.figures.values.get("cpu_per_answer"):
+            bench.figures.add("cpu_ratio", answer[-1] / per_request)
         bench.figures.add("bare_16_rps", acked / bench.sizes.cpu_window)
     finally:
         bench.supervisor.stop(server)
@@ -157,8 +161,10 @@ async def tenants(bench: Bench) -> None:
                 if number >= 0:  # the first blocks warm both up
                     latencies[kind] += result.latencies
         await bench.replies(texts, timeout=60)
-    bench.figures.add("tenants_1_p50", quantile(latencies["one"], 50))
-    bench.figures.add("tenants_many_p50", quantile(latencies["many"], 50))
+    one_p50, many_p50 = quantile(latencies["one"], 50), quantile(latencies["many"], 50)
+    bench.figures.add("tenants_1_p50", one_p50)
+    bench.figures.add("tenants_many_p50", many_p50)
+    bench.figures.add("tenants_ratio", many_p50 / one_p50)
 
 
 def record_ack(bench: Bench, name: str, result: LoadResult) -> None:
