@@ -24,8 +24,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# e.g. make bench BENCH_ARGS=--quick; see bench/README.md.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 install: $(STAMP)
 

@@ -1,19 +1,35 @@
-"""The baseline: a bare Django view that parses the JSON body and answers 200.
+"""The baseline: a bare Django app, no middleware and one async view that parses the JSON body
+and answers 200. Served by the same uvicorn flags as Omnihub's web (bench/servers.py), it is the
+cheapest request Django answers on this stack, so Omnihub's cost is shown as a multiple of it.
 
-It runs through the same uvicorn, ASGI handler and middleware as the webhook, so the ratio of
-the two isolates what Omnihub's webhook adds (tenant lookup, parsing, storing, queueing). It is
-async, like the webhook: the cheapest request Django can answer on this stack.
+    python -m uvicorn bench.baseline:application --lifespan off --no-access-log
 """
 
 import json
 
+from django.conf import settings
+from django.core.asgi import get_asgi_application
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.urls import re_path
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="bench-baseline",  # nothing is signed
+    ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+    ROOT_URLCONF=__name__,
+    MIDDLEWARE=[],
+    INSTALLED_APPS=[],
+    DATABASES={},
+)
 
 
-@csrf_exempt
-@require_POST
 async def bare_view(request: HttpRequest) -> JsonResponse:
-    payload = json.loads(request.body)
+    # GET (no body) is the readiness check; the benchmark POSTs webhooks.
+    payload = json.loads(request.body) if request.body else {}
     return JsonResponse({"status": "ok", "keys": len(payload)})
+
+
+# Every path, so the generator sends the bare app the very requests it sends Omnihub.
+urlpatterns = [re_path(r"", bare_view)]
+
+application = get_asgi_application()

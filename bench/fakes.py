@@ -1,23 +1,25 @@
 """Fake Agents API and Evolution API in one asyncio process (served by uvicorn).
 
 A separate process, so its work does not share a GIL with the load generator, and asyncio, so
-hundreds of slow agent calls cost a sleeping coroutine each rather than a thread. Each sendText
+a thousand slow agent calls cost a sleeping coroutine each rather than a thread. Each sendText
 arrival is stamped with time.monotonic(): CLOCK_MONOTONIC is system-wide on Linux, so the
 benchmark compares it with its own request start times.
 
-    POST /api/v1/agent/{agent}/run    answers {"message": <message_content>} after `agent_delay`
-    POST /message/sendText/{instance} records (text, arrival time), answers 201
-    POST /_bench/config               {"agent_delay": seconds}
-    POST /_bench/reset                forgets what was recorded
-    GET  /_bench/sends?count=N&timeout=T
-                                      waits until N replies arrived (or T seconds passed), then
-                                      {"sends": [[text, monotonic], ...], "agent_calls": n}
+    POST /api/v1/agent/{agent}/run       {"message": <message_content>} after `agent_delay`
+    POST /message/sendText/{instance}    records (text, arrival time); 201 {"key": {"id": ..}}
+    POST /chat/findMessages/{instance}   an empty page of messages
+    POST /chat/sendPresence/{instance}   201 {}
+    POST /_bench/config                  {"agent_delay": seconds}; also forgets the sends
+    GET  /_bench/wait?count=N&timeout=T  waits until N sends arrived (or T s passed), then
+                                         {"sends": n, "agent_calls": n}
+    GET  /_bench/sends                   {"sends": [[text, monotonic], ...], ...}
 
 Run: python -m uvicorn bench.fakes:app --host 127.0.0.1 --port PORT; the benchmark drives it
 with `Fakes`.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
@@ -32,7 +34,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-SENT = {"key": {"id": "SENT"}, "status": "PENDING"}
+NO_MESSAGES = {"messages": {"total": 0, "pages": 0, "currentPage": 1, "records": []}}
 
 
 class FakeGateways:
@@ -42,13 +44,13 @@ class FakeGateways:
         self.agent_delay = 0.0
         self.agent_calls = 0
         self.sends: list[tuple[str, float]] = []
+        self._arrived: asyncio.Event | None = None  # made on the server's own loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         body = await _read_body(receive)
-        query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
-        status, answer = await self.route(scope["method"], scope["path"], body, query)
+        status, answer = await self.route(scope["method"], scope["path"], body, scope)
         payload = json.dumps(answer).encode()
         headers = [
             (b"content-type", b"application/json"),
@@ -57,32 +59,47 @@ class FakeGateways:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def route(
-        self, method: str, path: str, body: bytes, query: dict[str, str]
-    ) -> tuple[int, Any]:
+    async def route(self, method: str, path: str, body: bytes, scope: Scope) -> tuple[int, Any]:
         if method == "POST" and path.startswith("/message/sendText/"):
-            arrived = time.monotonic()
-            self.sends.append((str(json.loads(body).get("text", "")), arrived))
-            return 201, SENT
+            self.sends.append((str(json.loads(body).get("text", "")), time.monotonic()))
+            self._wake()
+            return 201, {"key": {"id": f"SENT{len(self.sends)}"}, "status": "PENDING"}
         if method == "POST" and path.startswith("/api/v1/agent/") and path.endswith("/run"):
             self.agent_calls += 1
             content = json.loads(body).get("message_content", "")
             if self.agent_delay:
                 await asyncio.sleep(self.agent_delay)
             return 200, {"message": content}
+        if method == "POST" and path.startswith("/chat/findMessages/"):
+            return 200, NO_MESSAGES
+        if method == "POST" and path.startswith("/chat/sendPresence/"):
+            return 201, {}
         if method == "POST" and path == "/_bench/config":
             self.agent_delay = float(json.loads(body).get("agent_delay", 0.0))
-            return 200, {"agent_delay": self.agent_delay}
-        if method == "POST" and path == "/_bench/reset":
             self.sends.clear()
             self.agent_calls = 0
-            return 200, {}
+            return 200, {"agent_delay": self.agent_delay}
+        if method == "GET" and path == "/_bench/wait":
+            query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+            await self._wait(int(query.get("count", 0)), float(query.get("timeout", 0)))
+            return 200, {"sends": len(self.sends), "agent_calls": self.agent_calls}
         if method == "GET" and path == "/_bench/sends":
-            deadline = time.monotonic() + float(query.get("timeout", 0))
-            while len(self.sends) < int(query.get("count", 0)) and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
             return 200, {"sends": self.sends, "agent_calls": self.agent_calls}
         return 404, {"detail": f"no fake for {method} {path}"}
+
+    def _wake(self) -> None:
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
+    async def _wait(self, count: int, timeout: float) -> None:
+        """Woken by each arrival rather than polling, so a long wait costs nothing meanwhile."""
+        deadline = time.monotonic() + timeout
+        while len(self.sends) < count and (left := deadline - time.monotonic()) > 0:
+            if self._arrived is None:
+                self._arrived = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -104,16 +121,25 @@ class Fakes:
         self.url = url
 
     async def configure(self, *, agent_delay: float) -> None:
+        """Set the agent's delay and forget the sends recorded so far."""
         async with httpx.AsyncClient(timeout=10) as client:
-            await client.post(f"{self.url}/_bench/reset")
-            await client.post(f"{self.url}/_bench/config", json={"agent_delay": agent_delay})
+            answer = await client.post(
+                f"{self.url}/_bench/config", json={"agent_delay": agent_delay}
+            )
+            answer.raise_for_status()
 
-    async def sends(self, count: int, timeout: float) -> dict[str, list[float]]:
-        """Arrival times by reply text, once `count` replies arrived or `timeout` passed."""
+    async def wait(self, count: int, timeout: float) -> int:
+        """Sends recorded once `count` arrived or `timeout` passed."""
         async with httpx.AsyncClient(timeout=timeout + 10) as client:
             answer = await client.get(
-                f"{self.url}/_bench/sends", params={"count": count, "timeout": timeout}
+                f"{self.url}/_bench/wait", params={"count": count, "timeout": timeout}
             )
+        return int(answer.json()["sends"])
+
+    async def sends(self) -> dict[str, list[float]]:
+        """Arrival times by reply text (a text sent twice has two)."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.get(f"{self.url}/_bench/sends")
         arrivals: dict[str, list[float]] = defaultdict(list)
         for text, arrived in answer.json()["sends"]:
             arrivals[text].append(arrived)

@@ -1,41 +1,64 @@
-"""The load generator: N POSTs over C concurrent keep-alive connections (asyncio), either as
-fast as the server answers (a closed loop) or at a fixed rate (an open loop).
-
-It runs on the same 2 cores as the server, so the benchmark reports the CPU it used: one
-generator measures both the bare baseline and the webhook, which keeps their ratio fair.
+"""The load generator: POSTs over C concurrent keep-alive connections (asyncio), as fast as the
+server answers (a closed loop: a fixed list, or until told to stop) or at a fixed rate (an open
+loop). It runs on the same 2 cores as the servers, and drives the bare baseline and Omnihub
+alike, which keeps their comparison fair.
 """
 
 import asyncio
-import contextlib
 import json
-import resource
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import httpx
-
-FIXTURE = Path(__file__).resolve().parent.parent / "tests/webhooks/fixtures/text_pn.json"
 HEADERS = {"content-type": "application/json"}
+REQUEST_TIMEOUT = 10.0  # seconds; a webhook unanswered by then counts as a timeout
+NO_ANSWER, TIMED_OUT = 0, -1  # pseudo statuses
+
+# An Evolution v2 `messages.upsert` text message; the markers are replaced per message.
+_TEMPLATE = json.dumps(
+    {
+        "event": "messages.upsert",
+        "instance": "@INSTANCE@",
+        "data": {
+            "key": {
+                "remoteJid": "55119@CHAT@@s.whatsapp.net",
+                "remoteJidAlt": "18700@CHAT@@lid",
+                "fromMe": False,
+                "id": "@ID@",
+                "addressingMode": "pn",
+            },
+            "pushName": "Maria Silva",
+            "status": "DELIVERY_ACK",
+            "message": {
+                "conversation": "@TEXT@",
+                "messageContextInfo": {"deviceListMetadataVersion": 2},
+            },
+            "messageType": "conversation",
+            "messageTimestamp": 1_700_000_000,
+            "instanceId": "7f6c1f2e-4b1a-4a51-9d7e-2f0c5e8a9b10",
+            "source": "ios",
+        },
+        "destination": "http://127.0.0.1:8000/webhook/evolution/@INSTANCE@",
+        "date_time": "2025-10-21T11:40:39.512Z",
+        "sender": "5511988887777@s.whatsapp.net",
+        "server_url": "http://127.0.0.1:8080",
+        "apikey": "B6D711FCDE4D4FD5936544120E713976",
+    }
+).encode()
 
 
 def text_payload(instance: str, message_id: str, chat: int, text: str) -> bytes:
-    """A real Evolution v2 text message (tests/webhooks/fixtures/text_pn.json), made distinct."""
-    payload: dict[str, Any] = json.loads(FIXTURE.read_text())
-    payload["instance"] = instance
-    data = payload["data"]
-    data["key"] = {
-        **data["key"],
-        "id": message_id,
-        "remoteJid": f"55119{chat:08d}@s.whatsapp.net",
-        "remoteJidAlt": f"{187000000000000 + chat}@lid",
-    }
-    data["message"] = {**data["message"], "conversation": text}
-    return json.dumps(payload).encode()
+    """A distinct text message from chat number `chat`, stamped now: a worker may rightly skip
+    messages from long ago."""
+    return (
+        _TEMPLATE.replace(b"@INSTANCE@", instance.encode())
+        .replace(b"@CHAT@", b"%08d" % chat)
+        .replace(b"@ID@", message_id.encode())
+        .replace(b"@TEXT@", text.encode())
+        .replace(b"1700000000", b"%d" % time.time())
+    )
 
 
 def quantile(values: Sequence[float], q: int) -> float:
@@ -51,9 +74,8 @@ def quantile(values: Sequence[float], q: int) -> float:
 class LoadResult:
     latencies: list[float] = field(default_factory=list)  # seconds, per answered request
     starts: list[float] = field(default_factory=list)  # time.monotonic() at each request's start
-    statuses: Counter[int] = field(default_factory=Counter)  # 0: no answer (connection error)
+    statuses: Counter[int] = field(default_factory=Counter)  # NO_ANSWER, TIMED_OUT or HTTP's
     wall: float = 0.0
-    cpu: float = 0.0  # the generator's CPU seconds
 
     @property
     def throughput(self) -> float:
@@ -72,11 +94,6 @@ class LoadResult:
         return sum(count for status, count in self.statuses.items() if not 200 <= status < 300)
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def post_all(
     url: str | Sequence[str], bodies: Sequence[bytes], concurrency: int
 ) -> LoadResult:
@@ -92,11 +109,45 @@ async def post_all(
         if connection is not None:
             connection.close()
 
-    cpu_before, wall_before = _cpu_seconds(), time.monotonic()
+    began = time.monotonic()
     await asyncio.gather(*(one_connection() for _ in range(concurrency)))
-    result.wall = time.monotonic() - wall_before
-    result.cpu = _cpu_seconds() - cpu_before
+    result.wall = time.monotonic() - began
     return result
+
+
+class Sustained:
+    """A closed loop over `concurrency` connections that runs until `stop()`: each connection
+    POSTs the next body of `bodies` as soon as its previous one was answered."""
+
+    def __init__(self, url: str, bodies: Iterator[bytes], concurrency: int) -> None:
+        self.url = url
+        self.bodies = bodies
+        self.concurrency = concurrency
+        self.result = LoadResult()
+        self._stopping = False
+        self._task: asyncio.Future[list[None]] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.gather(*(self._connection() for _ in range(self.concurrency)))
+
+    @property
+    def answered(self) -> int:
+        return len(self.result.latencies)
+
+    async def stop(self) -> LoadResult:
+        self._stopping = True
+        if self._task is not None:
+            await self._task
+        return self.result
+
+    async def _connection(self) -> None:
+        connection: Connection | None = None
+        while not self._stopping:
+            index = len(self.result.starts)
+            self.result.starts.append(0.0)
+            connection = await _post(connection, self.url, next(self.bodies), index, self.result)
+        if connection is not None:
+            connection.close()
 
 
 async def post_at_rate(
@@ -120,18 +171,11 @@ async def post_at_rate(
         connection = await idle.get()
         try:
             connection = await _post(connection, url, bodies[index], index, result, scheduled)
-        except BaseException:
-            if connection is not None:
-                connection.close()  # it may be mid-answer
-            connection = None
-            raise
         finally:
             idle.put_nowait(connection)  # the slot is free for the next request
 
-    cpu_before = _cpu_seconds()
     await asyncio.gather(*(one_request(index) for index in range(len(bodies))))
     result.wall = time.monotonic() - began
-    result.cpu = _cpu_seconds() - cpu_before
     while not idle.empty():
         if (connection := idle.get_nowait()) is not None:
             connection.close()
@@ -148,15 +192,22 @@ async def _post(
 ) -> "Connection | None":
     """One request, recorded in `result` as started at `started` (default: once connected);
     returns the connection if it may be used again."""
-    target = httpx.URL(url)
+    host, _, rest = url.removeprefix("http://").partition("/")
     try:
         if connection is None:
-            connection = await Connection.open(target.host, target.port or 80)
+            name, _, port = host.partition(":")
+            connection = await Connection.open(name, int(port or 80))
         # A closed loop's clock starts once connected, as a client's keep-alive pool's would.
         result.starts[index] = started = time.monotonic() if started is None else started
-        status = await connection.post(target.raw_path, body)
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            status = await connection.post(f"/{rest}".encode(), body)
+    except TimeoutError:
+        result.statuses[TIMED_OUT] += 1
+        if connection is not None:
+            connection.close()  # it may be mid-answer
+        return None
     except (OSError, asyncio.IncompleteReadError, ValueError):
-        result.statuses[0] += 1
+        result.statuses[NO_ANSWER] += 1
         if connection is not None:
             connection.close()
         return None
@@ -169,8 +220,8 @@ async def _post(
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection, written by hand: httpx's pool spends more CPU than
-    the server under test at 256 connections, which would measure the generator instead."""
+    """One keep-alive HTTP/1.1 connection, written by hand: httpx's pool spends more CPU than a
+    bare Django view at high concurrency, which would measure the generator instead."""
 
     def __init__(
         self, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -214,65 +265,3 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
-
-
-@dataclass
-class HealthReport:
-    answered: int = 0
-    failed: int = 0
-    slowest: float = 0.0
-    after_ok: bool = False
-
-    def merge(self, other: "HealthReport") -> None:
-        self.answered += other.answered
-        self.failed += other.failed
-        self.slowest = max(self.slowest, other.slowest)
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0 and self.answered > 0
-
-
-class HealthProbe:
-    """GET /health every `interval` seconds while a load runs, and once right after it."""
-
-    def __init__(self, url: str, interval: float = 0.25, timeout: float = 5.0) -> None:
-        self.url = url
-        self.interval = interval
-        self.timeout = timeout
-        self.report = HealthReport()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=timeout)
-
-    async def __aenter__(self) -> "HealthProbe":
-        self._task = asyncio.create_task(self._probe_forever())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        # The probe under way is let finish: a client hanging up mid-request can make Django log
-        # "Exception in ASGI application", which would be the benchmark's doing.
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        self.report.after_ok = await self._probe()
-        await self._client.aclose()
-
-    async def _probe_forever(self) -> None:
-        while not self._stopping.is_set():
-            await self._probe()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-
-    async def _probe(self) -> bool:
-        started = time.monotonic()
-        try:
-            ok = (await self._client.get(self.url)).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        self.report.slowest = max(self.report.slowest, time.monotonic() - started)
-        if ok:
-            self.report.answered += 1
-        else:
-            self.report.failed += 1
-        return ok

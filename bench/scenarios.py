@@ -1,323 +1,200 @@
-"""The measurements, each on a fresh copy of a prepared database and freshly started processes.
-
-Per run: `acknowledgement` (web alone: bare view vs webhook at each concurrency),
-`pipeline` (web + worker: end-to-end idle, back-to-back and burst, then slow agents with one worker
-and with two) and `tenants` (ack p50 with one tenant vs many). Figures are kept per run, to be
-reduced to medians by the report.
-"""
+"""The scenarios of one run, each on freshly started processes and a fresh copy of a prepared
+database. Figures are kept per run (bench.context.Figures), to be reduced to medians."""
 
 import asyncio
 import itertools
 import random
-import statistics
 import time
-from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from bench.fakes import Fakes
-from bench.load import (
-    HealthProbe,
-    HealthReport,
-    LoadResult,
-    post_all,
-    post_at_rate,
-    quantile,
-    text_payload,
-)
-from bench.servers import PYTHON, Database, Process, Supervisor, free_port
-from bench.setup_db import tenant_name
-
-TENANT = "bench"
-ACK_CONCURRENCY = (1, 10, 32, 256)
+from bench.context import TENANT, Bench, tenant_names
+from bench.load import TIMED_OUT, LoadResult, Sustained, post_at_rate, quantile
+from bench.servers import Proc
 
 
-@dataclass(frozen=True)
-class Sizes:
-    ack_requests: dict[int, int]  # per concurrency
-    idle_messages: int = 30
-    idle_gap: float = 0.2
-    burst_messages: int = 200
-    burst_chats: int = 50
-    burst_concurrency: int = 32
-    stream_messages: int = 200
-    stream_rate: float = 50.0  # messages per second
-    slow_conversations: int = 200
-    slow_agent_delay: float = 2.0
-    tenant_requests: int = 300
-    many_tenants: int = 10_000
-    warmup: int = 50
+async def conversations(bench: Bench) -> None:
+    """1. `conversations` distinct chats, each asked of an agent that takes `agent_delay`, with
+    one worker at its defaults: time to ack them all, time until every reply reached the fake
+    Evolution, and the worker's peak RSS."""
+    sizes, figures = bench.sizes, bench.figures
+    async with bench.serve() as (serve, watch):
+        await bench.warm(serve)
+        await bench.fakes.configure(agent_delay=sizes.agent_delay)
+        texts, bodies = bench.messages(sizes.conversations, "conversation")
+        result = await bench.post(f"{serve.url}/webhook/evolution/{TENANT}", bodies, 64)
+        figures.add("conversations_ack", result.wall)
+        began = min(start for start in result.starts if start)
+        left = sizes.conversation_timeout - (time.monotonic() - began)
+        arrivals = await bench.replies(texts, timeout=max(left, 1.0))
+        answered = [min(arrivals[text]) for text in texts if text in arrivals]
+        figures.add("conversations_answered", len(answered))
+        done = max(answered) - began if len(answered) == len(texts) else float("inf")
+        figures.add("conversations_all", done)
+        assert serve.worker is not None
+        figures.add("worker_peak_mib", watch.peak_mib(serve.worker))
+        await bench.fakes.configure(agent_delay=0.0)
 
 
-FULL = Sizes(ack_requests={1: 200, 10: 600, 32: 600, 256: 768})
-QUICK = Sizes(
-    ack_requests={1: 100, 10: 200, 32: 200, 256: 512},
-    idle_messages=10,
-    burst_messages=50,
-    stream_messages=50,
-    slow_conversations=40,
-    tenant_requests=100,
-    many_tenants=2_000,
-    warmup=20,
-)
-
-
-@dataclass
-class Figures:
-    """One database's figures: a value per run for each name, and what went wrong."""
-
-    values: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    webhook_statuses: Counter[int] = field(default_factory=Counter)
-    health: defaultdict[str, HealthReport] = field(
-        default_factory=lambda: defaultdict(HealthReport)
-    )
-    problems: list[str] = field(default_factory=list)
-
-    def add(self, name: str, value: float) -> None:
-        self.values[name].append(value)
-
-    def median(self, name: str) -> float | None:
-        values = self.values.get(name)
-        return statistics.median(values) if values else None
-
-    def runs(self, name: str) -> int:
-        return len(self.values.get(name, []))
-
-
-@dataclass
-class Bench:
-    supervisor: Supervisor
-    database: Database
-    fakes: Fakes
-    sizes: Sizes
-    worker_concurrency: int | None
-    figures: Figures = field(default_factory=Figures)
-    _ids: "itertools.count[int]" = field(default_factory=itertools.count)
-
-    def messages(
-        self, count: int, tag: str, chats: int | None = None, tenants: Sequence[str] = (TENANT,)
-    ) -> tuple[list[str], list[bytes]]:
-        """`count` distinct messages (ids and texts) over `chats` new chats, each to the tenant
-        of the same rank in `tenants` (cycled)."""
-        first = next(self._ids)
-        for _ in range(count - 1):
-            next(self._ids)
-        texts = [f"{tag}-{first + n}" for n in range(count)]
-        bodies = [
-            text_payload(
-                tenants[n % len(tenants)],
-                f"BENCH{first + n:010d}",
-                first + n % (chats or count),
-                text,
-            )
-            for n, text in enumerate(texts)
-        ]
-        return texts, bodies
-
-    def prepare(self) -> None:
-        """Two templates: migrated with one tenant (added as a user would), and with many."""
-        db, fakes = self.database, self.fakes.url
-        db.create_template("one_tenant")
-        env = {"DATABASE_URL": db.template_url("one_tenant")}
-        self.supervisor.run("migrate", [PYTHON, "manage.py", "migrate", "--noinput"], env)
-        add = [PYTHON, "manage.py", "instance_add", "--name", TENANT, "--whatsapp-instance",
-               TENANT, "--evolution-url", fakes, "--evolution-key", "k", "--agent-api-url",
-               fakes, "--agent-api-key", "k", "--default-agent", "bot", "--agent-timeout",
-               "30"]  # fmt: skip
-        self.supervisor.run("instance_add", add, env)
-        db.create_template("many_tenants", copy_of="one_tenant")
-        extra = [PYTHON, "-m", "bench.setup_db", "--count", str(self.sizes.many_tenants - 1),
-                 "--agent-url", fakes, "--evolution-url", fakes]  # fmt: skip
-        self.supervisor.run("setup_db", extra, {"DATABASE_URL": db.template_url("many_tenants")})
-
-    def fresh(self, template: str) -> None:
-        self.supervisor.env["DATABASE_URL"] = self.database.reset(template)
-
-    async def acknowledgement(self, web: Process, base: str) -> None:
-        """The webhook against the bare view, same server, same generator, same bodies."""
-        figures = self.figures
-        _, bodies = self.messages(self.sizes.warmup, "warmup")
-        await post_all(f"{base}/bench/bare", bodies, 4)
-        await post_all(f"{base}/webhook/evolution/{TENANT}", bodies, 4)
-        for concurrency in ACK_CONCURRENCY:
-            _, bodies = self.messages(self.sizes.ack_requests[concurrency], "ack", chats=500)
-            for kind, url in (("bare", f"{base}/bench/bare"),
-                              ("hook", f"{base}/webhook/evolution/{TENANT}")):  # fmt: skip
-                cpu_before = web.cpu_seconds()
-                async with HealthProbe(f"{base}/health") as probe:
-                    result = await post_all(url, bodies, concurrency)
-                figures.health["ack"].merge(probe.report)
-                if not probe.report.after_ok:
-                    figures.problems.append(f"/health failed right after {kind} c={concurrency}")
-                self._record_load(f"{kind}_{concurrency}", result)
-                figures.add(f"{kind}_web_cpu_{concurrency}",
-                            (web.cpu_seconds() - cpu_before) / result.wall)  # fmt: skip
-                if kind == "hook":
-                    figures.webhook_statuses.update(result.statuses)
-            figures.add(f"web_peak_mib_after_{concurrency}", (web.status_kib("VmHWM") or 0) / 1024)
-
-    def _record_load(self, name: str, result: LoadResult) -> None:
-        self.figures.add(f"{name}_rps", result.throughput)
-        self.figures.add(f"{name}_p50", result.p50)
-        self.figures.add(f"{name}_p99", result.p99)
-        self.figures.add(f"{name}_gen_cpu", result.cpu / result.wall)
-
-    async def end_to_end(self, base: str, worker: Process) -> None:
-        """Webhook sent → sendText received, with an agent that answers at once."""
-        sizes, url = self.sizes, f"{base}/webhook/evolution/{TENANT}"
-        await self.fakes.configure(agent_delay=0.0)
-        texts, bodies = self.messages(5, "warmup")
-        await post_all(url, bodies, 1)
-        await self._wait_replies(texts, timeout=30)
-        # Idle: each message waits for the previous reply and a pause, so it finds workers idle.
-        await self.fakes.configure(agent_delay=0.0)
-        texts, bodies = self.messages(sizes.idle_messages, "idle")
+async def pipeline(bench: Bench) -> None:
+    """On one `omnihub serve`, instant agent: 4 (end to end, idle and at 50 msg/s), ack
+    throughput with the worker at 16 connections (7), 3 (`burst` at 64 connections) and 2 (CPU
+    per answered message under sustained load)."""
+    sizes, figures = bench.sizes, bench.figures
+    async with bench.serve() as (serve, _watch):
+        url = f"{serve.url}/webhook/evolution/{TENANT}"
+        await bench.warm(serve)
+        await bench.fakes.configure(agent_delay=0.0)
+        texts, bodies = bench.messages(sizes.idle_messages, "idle")
         starts: list[float] = []
         for n, body in enumerate(bodies):
-            result = await post_all(url, [body], 1)
-            self.figures.webhook_statuses.update(result.statuses)
-            starts.append(result.starts[0])
-            await self.fakes.sends(n + 1, timeout=10)
-            await asyncio.sleep(sizes.idle_gap)
-        self._record_latency("e2e_idle", texts, starts, await self._wait_replies(texts, 10))
-        # Back-to-back: a message every 1/stream_rate s, each sent without waiting for earlier
-        # ones to be answered, over many chats: workers are busy when the next one arrives.
-        await self.fakes.configure(agent_delay=0.0)
-        texts, bodies = self.messages(sizes.stream_messages, "stream", chats=sizes.burst_chats)
+            starts.append((await bench.post(url, [body], 1)).starts[0])
+            await bench.fakes.wait(n + 1, timeout=10)
+            await asyncio.sleep(sizes.idle_gap)  # so each message finds the worker idle
+        record_latency(bench, "e2e_idle", texts, starts, await bench.replies(texts, 10))
+
+        await bench.fakes.configure(agent_delay=0.0)
+        texts, bodies = bench.messages(sizes.stream_messages, "stream", chats=sizes.stream_chats)
         result = await post_at_rate(url, bodies, sizes.stream_rate)
-        self.figures.webhook_statuses.update(result.statuses)
-        arrivals = await self._wait_replies(texts, timeout=30)
-        self._record_latency("e2e_stream", texts, result.starts, arrivals)
-        # Burst: as fast as the web answers, 32 at a time. This measures capacity: at that
-        # concurrency even the bare view's own answer takes tens of milliseconds.
-        await self.fakes.configure(agent_delay=0.0)  # forgets the replies recorded so far
-        texts, bodies = self.messages(sizes.burst_messages, "burst", chats=sizes.burst_chats)
-        cpu_before = worker.cpu_seconds()
-        async with HealthProbe(f"{base}/health") as probe:
-            result = await post_all(url, bodies, sizes.burst_concurrency)
-            arrivals = await self._wait_replies(texts, timeout=60)
-        self.figures.add("worker_cpu_per_message", (worker.cpu_seconds() - cpu_before) / len(texts))
-        self.figures.health["pipeline"].merge(probe.report)
-        self.figures.webhook_statuses.update(result.statuses)
-        self._record_latency("e2e_burst", texts, result.starts, arrivals)
-        replies = [min(arrivals[text]) for text in texts if text in arrivals]
-        started = [start for start in result.starts if start]  # 0.0: never connected
-        if replies and started:  # answered per second, from the first sent to the last reply
-            self.figures.add("e2e_burst_rate", len(replies) / (max(replies) - min(started)))
+        figures.statuses.update(result.statuses)
+        arrivals = await bench.replies(texts, timeout=60)
+        record_latency(bench, "e2e_stream", texts, result.starts, arrivals)
 
-    async def slow_agents(self, base: str, workers: int) -> None:
-        """Distinct conversations, each asked of an agent that takes `slow_agent_delay`."""
-        sizes, url = self.sizes, f"{base}/webhook/evolution/{TENANT}"
-        await self.fakes.configure(agent_delay=sizes.slow_agent_delay)
-        count = sizes.slow_conversations
-        texts, bodies = self.messages(count, f"slow{workers}")
-        async with HealthProbe(f"{base}/health", interval=1.0) as probe:
-            result = await post_all(url, bodies, sizes.burst_concurrency)
-            arrivals = await self._wait_replies(texts, timeout=max(120.0, count * 1.5))
-        self.figures.health["pipeline"].merge(probe.report)
-        self.figures.webhook_statuses.update(result.statuses)
-        done = [min(arrivals[text]) for text in texts if text in arrivals]
-        if len(done) == count:
-            self.figures.add(f"slow_{workers}", max(done) - min(result.starts))
-        await self.fakes.configure(agent_delay=0.0)
+        for concurrency, tag in ((16, "ack16"), (64, "burst")):
+            await bench.fakes.configure(agent_delay=0.0)
+            texts, bodies = bench.messages(sizes.burst, tag, chats=sizes.burst_chats)
+            result = await bench.post(url, bodies, concurrency)
+            record_ack(bench, f"with_worker_{concurrency}", result)
+            arrivals = await bench.replies(texts, timeout=max(120.0, sizes.burst * 0.1))
+            lost, doubled = bench.lost_and_doubled(texts, arrivals)
+            figures.totals[f"{tag}_lost"] += lost
+            figures.totals[f"{tag}_doubled"] += doubled
+            if concurrency == 64:
+                figures.totals["burst_requests"] += len(bodies)
+                figures.totals["burst_timeouts"] += result.statuses[TIMED_OUT]
+                figures.totals["burst_failures"] += result.failures - result.statuses[TIMED_OUT]
 
-    async def _wait_replies(self, texts: Sequence[str], timeout: float) -> dict[str, list[float]]:
-        arrivals = await self.fakes.sends(len(texts), timeout)
-        missing = [text for text in texts if text not in arrivals]
-        if missing:
-            self.figures.problems.append(
-                f"{len(missing)} of {len(texts)} replies ({texts[0].rpartition('-')[0]}) "
-                f"not sent within {timeout:g} s"
+        await bench.fakes.configure(agent_delay=0.0)
+        load = Sustained(url, bench.endless("cpu", sizes.cpu_chats), 16)
+        cpu, acked, answered = await cpu_window(bench, load, serve.processes(), answers=True)
+        figures.add("cpu_per_answer", cpu[0] / answered if answered else float("inf"))
+        figures.add("cpu_web_per_ack", cpu[1] / acked if acked else float("inf"))
+        figures.add("cpu_worker_per_answer", cpu[2] / answered if answered else float("inf"))
+        figures.add("cpu_acked_per_s", acked / sizes.cpu_window)
+        figures.add("cpu_answered_per_s", answered / sizes.cpu_window)
+
+
+async def bare(bench: Bench) -> None:
+    """2's baseline: the bare Django app under the same 16-connection load and window."""
+    server = bench.supervisor.start_bare()
+    try:
+        _, bodies = bench.messages(bench.sizes.warmup, "bare-warmup")
+        load = Sustained(f"{server.url}/webhook/evolution/{TENANT}", itertools.cycle(bodies), 16)
+        (cpu, *_), acked, _ = await cpu_window(bench, load, [server.proc], answers=False)
+        per_request = cpu / acked if acked else float("inf")
+        bench.figures.add("cpu_bare_per_request", per_request)
+        # Per run, since the two figures are compared within a run: a slower host slows both.
+        if answer := bench.figures.values.get("cpu_per_answer"):
+            bench.figures.add("cpu_ratio", answer[-1] / per_request)
+        bench.figures.add("bare_16_rps", acked / bench.sizes.cpu_window)
+    finally:
+        bench.supervisor.stop(server)
+
+
+async def cpu_window(
+    bench: Bench, load: Sustained, processes: Sequence[Proc], *, answers: bool
+) -> tuple[list[float], int, int]:
+    """Run `load`, and over its steady window (after `cpu_warmup`) measure the CPU seconds of
+    `processes` (total, then each), requests acked and (if `answers`) replies sent."""
+    sizes = bench.sizes
+    load.start()
+    try:
+        await asyncio.sleep(sizes.cpu_warmup)
+        cpu_before = [proc.cpu_seconds() for proc in processes]
+        acked_before = load.answered
+        sent_before = await bench.fakes.wait(0, 0) if answers else 0
+        await asyncio.sleep(sizes.cpu_window)
+        cpu = [
+            proc.cpu_seconds() - before for proc, before in zip(processes, cpu_before, strict=True)
+        ]
+        acked = load.answered - acked_before
+        sent = (await bench.fakes.wait(0, 0)) - sent_before if answers else 0
+    finally:
+        result = await load.stop()
+    bench.figures.statuses.update(result.statuses)
+    return [sum(cpu), *cpu], acked, sent
+
+
+async def web_alone(bench: Bench) -> None:
+    """7's comparison: the same ack loads on `omnihub serve --no-worker`."""
+    async with bench.serve(worker=False) as (serve, _watch):
+        url = f"{serve.url}/webhook/evolution/{TENANT}"
+        _, bodies = bench.messages(bench.sizes.warmup, "alone-warmup")
+        await bench.post(url, bodies, 4)
+        for concurrency in (16, 64):
+            _, bodies = bench.messages(bench.sizes.burst, "alone", chats=bench.sizes.burst_chats)
+            record_ack(
+                bench, f"web_alone_{concurrency}", await bench.post(url, bodies, concurrency)
             )
-        doubled = [text for text in texts if len(arrivals.get(text, ())) > 1]
-        if doubled:
-            self.figures.problems.append(f"{len(doubled)} replies sent more than once")
-        return arrivals
-
-    def _record_latency(
-        self,
-        name: str,
-        texts: Sequence[str],
-        starts: Sequence[float],
-        arrivals: dict[str, list[float]],
-    ) -> None:
-        latencies = [
-            min(arrivals[text]) - start for text, start in zip(texts, starts, strict=True)
-            if text in arrivals
-        ]  # fmt: skip
-        if latencies:
-            self.figures.add(f"{name}_p50", quantile(latencies, 50))
-            self.figures.add(f"{name}_p99", quantile(latencies, 99))
-
-    async def tenant_lookup(self, one: str, many: str) -> None:
-        """Ack p50 at concurrency 1: `one` serves a database with one tenant, `many` one with
-        many, where each message goes to a random tenant. Served side by side and asked in
-        alternating blocks, so the machine's drift weighs on both alike."""
-        sizes, block = self.sizes, 25
-        names = [tenant_name(n) for n in range(sizes.many_tenants - 1)]
-        chooser = random.Random(sizes.many_tenants)
-        latencies: dict[str, list[float]] = {one: [], many: []}
-        probe_one, probe_many = (
-            HealthProbe(f"{one}/health", 1.0),
-            HealthProbe(f"{many}/health", 1.0),
-        )
-        async with probe_one, probe_many:
-            for number in range(-sizes.warmup // block, sizes.tenant_requests // block):
-                for base in (one, many):
-                    tenants = [TENANT] * block if base == one else chooser.choices(names, k=block)
-                    _, bodies = self.messages(block, "tenants", tenants=tenants)
-                    urls = [f"{base}/webhook/evolution/{name}" for name in tenants]
-                    result = await post_all(urls, bodies, 1)
-                    self.figures.webhook_statuses.update(result.statuses)
-                    if number >= 0:  # the first blocks warm both servers up
-                        latencies[base] += result.latencies
-        for probe in (probe_one, probe_many):
-            self.figures.health["tenants"].merge(probe.report)
-        self.figures.add("tenants_1_p50", quantile(latencies[one], 50))
-        self.figures.add(f"tenants_{sizes.many_tenants}_p50", quantile(latencies[many], 50))
-
-    async def run_once(self, *, slow: bool) -> None:
-        """One run of every scenario; `slow` adds the slow-agent ones (tens of seconds each)."""
-        supervisor, port = self.supervisor, free_port()
-        base = f"http://127.0.0.1:{port}"
-        peaks: dict[str, int] = {}
-        self.fresh("one_tenant")
-        web = supervisor.start_web(port)
-        try:
-            await self.acknowledgement(web, base)
-            progress("acknowledgement")
-        finally:
-            peaks["web"] = web.status_kib("VmHWM") or 0
-            supervisor.stop(web)
-        self.fresh("one_tenant")
-        web = supervisor.start_web(port)
-        worker = supervisor.start_worker(self.worker_concurrency)
-        try:
-            await self.end_to_end(base, worker)
-            progress("end to end")
-            if slow:
-                await self.slow_agents(base, workers=1)
-                second = supervisor.start_worker(self.worker_concurrency)
-                await self.slow_agents(base, workers=2)
-                supervisor.stop(second)
-                progress("slow agents")
-        finally:
-            peaks["web"] = max(peaks["web"], web.status_kib("VmHWM") or 0)
-            peaks["worker"] = worker.status_kib("VmHWM") or 0
-            supervisor.stop_all(keep=("fakes",))
-        for name, kib in peaks.items():
-            self.figures.add(f"{name}_peak_mib", kib / 1024)
-        self.fresh("one_tenant")
-        other = free_port(other_than=port)
-        many = self.database.reset("many_tenants", second=True)
-        supervisor.start_web(port)
-        supervisor.start_web(other, database_url=many)
-        try:
-            await self.tenant_lookup(base, f"http://127.0.0.1:{other}")
-        finally:
-            supervisor.stop_all(keep=("fakes",))
-        progress("tenants")
 
 
-def progress(step: str) -> None:
-    print(f"  {time.strftime('%H:%M:%S')} {step} done", flush=True)
+async def tenants(bench: Bench) -> None:
+    """5. Ack p50 at one connection: one serve whose database has one tenant, one with many,
+    where each message goes to a random tenant; side by side and asked in alternating blocks,
+    so the machine's drift weighs on both alike."""
+    sizes, block = bench.sizes, bench.sizes.tenant_block
+    names = tenant_names(sizes.tenants)
+    chooser = random.Random(sizes.tenants)
+    latencies: dict[str, list[float]] = {"one": [], "many": []}
+    texts: list[str] = []
+    await bench.fakes.configure(agent_delay=0.0)
+    async with (
+        bench.serve("one_tenant") as (one, _),
+        bench.serve("many_tenants", second=True) as (many, _),
+    ):
+        for number in range(-(sizes.warmup // block), sizes.tenant_requests // block):
+            for kind, serve in (("one", one), ("many", many)):
+                chosen = [TENANT] * block if kind == "one" else chooser.choices(names, k=block)
+                block_texts, bodies = bench.messages(block, "tenants", tenants=chosen)
+                texts += block_texts
+                urls = [f"{serve.url}/webhook/evolution/{name}" for name in chosen]
+                result = await bench.post(urls, bodies, 1)
+                if number >= 0:  # the first blocks warm both up
+                    latencies[kind] += result.latencies
+        await bench.replies(texts, timeout=60)
+    one_p50, many_p50 = quantile(latencies["one"], 50), quantile(latencies["many"], 50)
+    bench.figures.add("tenants_1_p50", one_p50)
+    bench.figures.add("tenants_many_p50", many_p50)
+    bench.figures.add("tenants_ratio", many_p50 / one_p50)
+
+
+def record_ack(bench: Bench, name: str, result: LoadResult) -> None:
+    bench.figures.add(f"{name}_rps", result.throughput)
+    bench.figures.add(f"{name}_p50", result.p50)
+    bench.figures.add(f"{name}_p99", result.p99)
+
+
+def record_latency(
+    bench: Bench,
+    name: str,
+    texts: Sequence[str],
+    starts: Sequence[float],
+    arrivals: dict[str, list[float]],
+) -> None:
+    """Webhook sent → its first sendText received, per message answered."""
+    latencies = [
+        min(arrivals[text]) - start
+        for text, start in zip(texts, starts, strict=True)
+        if text in arrivals and start
+    ]
+    if latencies:
+        bench.figures.add(f"{name}_p50", quantile(latencies, 50))
+        bench.figures.add(f"{name}_p99", quantile(latencies, 99))
+
+
+async def run_once(bench: Bench) -> None:
+    """One run of every scenario."""
+    bench.web_peaks.clear()
+    for step in (conversations, pipeline, bare, web_alone, tenants):
+        await step(bench)
+        print(f"  {time.strftime('%H:%M:%S')} {step.__name__} done", flush=True)
+    bench.figures.add("web_peak_mib", max(bench.web_peaks))

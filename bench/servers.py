@@ -1,15 +1,16 @@
-"""Child processes (uvicorn web, workers, the fakes) and the benchmark's databases.
+"""Child processes: `omnihub serve` (and the web and worker it spawns), the bare baseline, the
+fakes and setup commands.
 
 Every child runs in its own session, with its output in a log file, and is stopped by the
-Supervisor: SIGTERM, then SIGKILL if it has not gone within the grace period.
+Supervisor: SIGTERM, then SIGKILL to its whole process group if it has not gone within the
+grace period, so a serve that hangs cannot leave its web or worker behind.
 """
 
+import contextlib
 import os
 import random
-import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,25 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+OMNIHUB = [PYTHON, "-m", "omnihub.cli"]
 # Only these reach the children from the caller's environment: a developer's DEBUG or
 # AGENT_API_URL must not change what is measured.
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port(*, other_than: int = 0) -> int:
+def free_port() -> int:
     """A port nothing listens on, below the ephemeral range: the kernel gives ports of that range
-    to outgoing connections, and one of those could take the port before the server binds it
-    (seen: uvicorn's "address already in use")."""
+    to outgoing connections, and one of those could take the port before the server binds it."""
     ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
     for port in random.sample(range(10_000, int(ephemeral[0])), 100):
-        if port == other_than:
-            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -45,38 +42,59 @@ def free_port(*, other_than: int = 0) -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
+@dataclass(frozen=True)
+class Proc:
+    """A running process read through /proc: ours, or a child of one of ours."""
+
+    pid: int
+
+    def status_kib(self, key: str) -> int:
+        """A /proc/<pid>/status figure in KiB, e.g. VmRSS or VmHWM (the peak RSS); 0 if gone."""
+        try:
+            lines = Path(f"/proc/{self.pid}/status").read_text().splitlines()
+        except OSError:
+            return 0
+        for line in lines:
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self) -> float:
+        """utime + stime so far."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def cmdline(self) -> list[str]:
+        try:
+            raw = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+    def children(self) -> list["Proc"]:
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            try:
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return [Proc(pid) for pid in pids]
+
+
 @dataclass
-class Process:
+class Child:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
     port: int = 0
 
     @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def status_kib(self, key: str) -> int | None:
-        """A /proc/<pid>/status figure in KiB, e.g. VmRSS or VmHWM (the peak RSS)."""
-        try:
-            lines = Path(f"/proc/{self.pid}/status").read_text().splitlines()
-        except OSError:
-            return None
-        for line in lines:
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1])
-        return None
-
-    def threads(self) -> int:
-        return self.status_kib("Threads") or 0
-
-    def cpu_seconds(self) -> float:
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat.rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+    def proc(self) -> Proc:
+        return Proc(self.popen.pid)
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -84,234 +102,141 @@ class Process:
         except OSError:
             return ""
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Serve(Child):
+    """`omnihub serve`: `web` is the uvicorn it spawned, `worker` the worker (None: --no-worker)."""
+
+    web: Proc = Proc(0)
+    worker: Proc | None = None
+
+    def processes(self) -> list[Proc]:
+        return [self.web] + ([self.worker] if self.worker else [])
+
+    def cpu_seconds(self) -> float:
+        return sum(process.cpu_seconds() for process in self.processes())
+
 
 @dataclass
 class Supervisor:
-    """Starts Omnihub's processes with one environment and always stops them."""
+    """Starts processes with one environment and always stops them."""
 
     env: dict[str, str]
     log_dir: Path
-    processes: list[Process] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
     _counter: int = 0
 
-    def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        base = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
-        return {**base, **self.env, **(extra or {})}
-
-    def start(self, name: str, args: list[str], extra: dict[str, str] | None = None) -> Process:
+    def _start(self, name: str, args: list[str], extra: dict[str, str] | None = None) -> Child:
         self._counter += 1
         log = self.log_dir / f"{self._counter:03d}-{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=self.child_env(extra),
+                env={
+                    **{key: os.environ[key] for key in PASSED_THROUGH if key in os.environ},
+                    **self.env,
+                    **(extra or {}),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the benchmark, which stops them in order
             )
-        process = Process(name, popen, log)
-        self.processes.append(process)
-        return process
+        child = Child(name, popen, log)
+        self.children.append(child)
+        return child
 
     def run(self, name: str, args: list[str], extra: dict[str, str] | None = None) -> None:
-        """Run a setup command to completion (migrate, instance_add)."""
-        process = self.start(name, args, extra)
+        """Run a setup command to completion (migrate, instance_add, setup_db)."""
+        child = self._start(name, args, extra)
         try:
-            code = process.popen.wait(timeout=300)
+            code = child.popen.wait(timeout=300)
         finally:
-            self.stop(process)
+            self.stop(child)
         if code != 0:
-            raise RuntimeError(f"{' '.join(args[1:3])} failed ({code}):\n{process.tail()}")
+            raise RuntimeError(f"{' '.join(args[1:4])} failed ({code}):\n{child.tail()}")
 
-    def start_web(self, port: int, database_url: str = "") -> Process:
-        args = [PYTHON, "-m", "uvicorn", "omnihub.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--lifespan", "off", "--no-access-log",
-                "--log-level", "warning"]  # fmt: skip
-        web = self.start("web", args, {"DATABASE_URL": database_url} if database_url else None)
-        web.port = port
-        wait_http(f"http://127.0.0.1:{port}/health", web)
-        return web
-
-    def start_worker(self, concurrency: int | None) -> Process:
-        """`concurrency` None: Omnihub's default (WORKER_CONCURRENCY)."""
-        args = [PYTHON, "manage.py", "worker"]
-        if concurrency is not None:
-            args += ["--concurrency", str(concurrency)]
-        worker = self.start("worker", args)
-        # Ready once it has started its loop threads; a worker without threads gets 10 s.
+    def start_serve(self, database_url: str, *, worker: bool = True) -> Serve:
+        """`omnihub serve`, exactly as `make run` starts it, on a free port."""
+        port = free_port()
+        args = [*OMNIHUB, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        name = "serve" if worker else "serve-no-worker"
+        child = self._start(name, args + ([] if worker else ["--no-worker"]),
+                            {"DATABASE_URL": database_url})  # fmt: skip
+        serve = Serve(name, child.popen, child.log, port)
+        self.children[-1] = serve
+        wait_http(f"{serve.url}/health", serve)
         deadline = time.monotonic() + 10
-        while worker.threads() < 2 and time.monotonic() < deadline:
-            if worker.popen.poll() is not None:
-                raise RuntimeError(f"the worker exited at start:\n{worker.tail()}")
+        while time.monotonic() < deadline:
+            children = serve.proc.children()
+            webs = [proc for proc in children if any("uvicorn" in a for a in proc.cmdline())]
+            others = [proc for proc in children if proc not in webs]
+            if webs and (others or not worker):
+                serve.web, serve.worker = webs[0], others[0] if worker else None
+                return serve
             time.sleep(0.05)
-        time.sleep(0.3)
-        return worker
+        raise RuntimeError(f"serve's children not found: {serve.proc.children()}")
 
-    def start_fakes(self, port: int) -> Process:
-        # A cancelled long poll would otherwise hold uvicorn's graceful shutdown.
+    def start_bare(self) -> Child:
+        """The bare Django app, under the same uvicorn flags as `serve` gives Omnihub's web."""
+        port = free_port()
+        args = [PYTHON, "-m", "uvicorn", "bench.baseline:application", "--host", "127.0.0.1",
+                "--port", str(port), "--lifespan", "off", "--no-access-log"]  # fmt: skip
+        bare = self._start("bare", args)
+        bare.port = port
+        wait_http(f"{bare.url}/health", bare)
+        return bare
+
+    def start_fakes(self) -> Child:
+        # A cancelled long poll would otherwise hold uvicorn's graceful shutdown; the backlog
+        # takes a burst of a thousand agent calls opening their connections at once.
+        port = free_port()
         args = [PYTHON, "-m", "uvicorn", "bench.fakes:app", "--host", "127.0.0.1",
-                "--port", str(port), "--lifespan", "off", "--no-access-log",
+                "--port", str(port), "--lifespan", "off", "--no-access-log", "--backlog", "4096",
                 "--log-level", "warning", "--timeout-graceful-shutdown", "1"]  # fmt: skip
-        fakes = self.start("fakes", args)
+        fakes = self._start("fakes", args)
         fakes.port = port
-        wait_http(f"http://127.0.0.1:{port}/_bench/sends", fakes)
+        wait_http(f"{fakes.url}/_bench/sends", fakes)
         return fakes
 
-    def stop(self, process: Process, grace: float = 15.0) -> None:
-        if process.popen.poll() is None:
+    def stop(self, child: Child, grace: float = 20.0) -> None:
+        if child.popen.poll() is None:
             started = time.monotonic()
-            process.popen.send_signal(signal.SIGTERM)
+            child.popen.send_signal(signal.SIGTERM)
             try:
-                process.popen.wait(timeout=grace)
+                child.popen.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                print(f"  {process.name} ignored SIGTERM for {grace:g} s: killed", flush=True)
-                process.popen.kill()
-                process.popen.wait()
-            if (took := time.monotonic() - started) > 3:
-                print(f"  stopping {process.name} took {took:.1f} s", flush=True)
-        if process in self.processes:
-            self.processes.remove(process)
+                print(f"  {child.name} ignored SIGTERM for {grace:g} s: killed", flush=True)
+            if (took := time.monotonic() - started) > 5:
+                print(f"  stopping {child.name} took {took:.1f} s", flush=True)
+        # Its session is its process group: whatever it spawned and left behind goes with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.popen.pid, signal.SIGKILL)
+        child.popen.wait()
+        if child in self.children:
+            self.children.remove(child)
 
     def stop_all(self, keep: tuple[str, ...] = ()) -> None:
         """Stop every child, newest first, except those named in `keep`."""
-        for process in reversed(list(self.processes)):
-            if process.name not in keep:
-                self.stop(process)
+        for child in reversed(list(self.children)):
+            if child.name not in keep:
+                self.stop(child)
 
 
-def wait_http(url: str, process: Process, timeout: float = 30.0) -> None:
+def wait_http(url: str, child: Child, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited at start:\n{process.tail()}")
+        if child.popen.poll() is not None:
+            raise RuntimeError(f"{child.name} exited at start:\n{child.tail()}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{process.name} did not answer {url} within {timeout:g} s")
-
-
-class Database:
-    """A live database for Omnihub plus templates it is reset from, in milliseconds."""
-
-    label = ""
-    templates: tuple[str, ...] = ("one_tenant", "many_tenants")
-
-    def template_url(self, template: str) -> str:
-        raise NotImplementedError
-
-    def create_template(self, template: str, copy_of: str | None = None) -> None:
-        """An empty database, or a copy of another template."""
-        raise NotImplementedError
-
-    def reset(self, template: str, *, second: bool = False) -> str:
-        """Make the live database (or a second one, served beside it) a copy of `template`;
-        returns its URL."""
-        raise NotImplementedError
-
-    def version(self) -> str:
-        raise NotImplementedError
-
-    def drop(self) -> None:
-        raise NotImplementedError
-
-
-class SqliteDatabase(Database):
-    label = "SQLite"
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.live = directory / "omnihub_bench.db"
-
-    def _path(self, template: str) -> Path:
-        return self.directory / f"{template}.db"
-
-    def template_url(self, template: str) -> str:
-        return f"sqlite:///{self._path(template)}"
-
-    def create_template(self, template: str, copy_of: str | None = None) -> None:
-        self._copy(self._path(copy_of) if copy_of else None, self._path(template))
-
-    def reset(self, template: str, *, second: bool = False) -> str:
-        live = self.live.with_stem(f"{self.live.stem}_second") if second else self.live
-        self._copy(self._path(template), live)
-        return f"sqlite:///{live}"
-
-    def _copy(self, source: Path | None, target: Path) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        if source is None:
-            return
-        # The backup API copies a consistent image, WAL content included.
-        src, dst = sqlite3.connect(source), sqlite3.connect(target)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
-
-    def version(self) -> str:
-        return f"SQLite {sqlite3.sqlite_version} (WAL)"
-
-    def drop(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-class PostgresDatabase(Database):
-    label = "PostgreSQL"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        base, _, self.name = url.rpartition("/")
-        self.base = base
-        self.admin_url = f"{base}/postgres"
-
-    def _name(self, template: str) -> str:
-        return f"{self.name}_{template}"
-
-    def template_url(self, template: str) -> str:
-        return f"{self.base}/{self._name(template)}"
-
-    def _execute(self, *statements: sql.Composed) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for statement in statements:
-                conn.execute(statement)
-
-    def _recreate(self, name: str, template: str | None) -> None:
-        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        self._execute(drop, create)
-
-    def create_template(self, template: str, copy_of: str | None = None) -> None:
-        self._recreate(self._name(template), self._name(copy_of) if copy_of else None)
-
-    def reset(self, template: str, *, second: bool = False) -> str:
-        name = self._name("second") if second else self.name
-        self._recreate(name, self._name(template))
-        return f"{self.base}/{name}"
-
-    def version(self) -> str:
-        with psycopg.connect(self.admin_url) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            limit = conn.execute("SHOW max_connections").fetchone()
-        return f"PostgreSQL {row[0] if row else '?'} (max_connections {limit[0] if limit else '?'})"
-
-    def drop(self) -> None:
-        """Drop the templates; the live database stays, to be looked into after a run."""
-        self._execute(
-            *(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self._name(template))
-                )
-                for template in (*self.templates, "second")
-            )
-        )
+    raise RuntimeError(f"{child.name} did not answer {url} within {timeout:g} s")

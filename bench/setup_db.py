@@ -1,4 +1,4 @@
-"""Add many tenants at once, through Django (run with DJANGO_SETTINGS_MODULE=bench.settings).
+"""Add many tenants at once through Omnihub's ORM (DATABASE_URL says where).
 
 bulk_create with model instances: EncryptedTextField encrypts in get_prep_value, so the keys are
 stored encrypted exactly as a tenant saved one by one would have them.
@@ -7,6 +7,7 @@ stored encrypted exactly as a tenant saved one by one would have them.
 """
 
 import argparse
+import os
 
 import django
 
@@ -17,6 +18,7 @@ def main() -> None:
     parser.add_argument("--agent-url", required=True)
     parser.add_argument("--evolution-url", required=True)
     args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnihub.settings")
     django.setup()
     from instances.models import InstanceConfig
 
