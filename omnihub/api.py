@@ -12,7 +12,8 @@ from ninja.security import APIKeyHeader, HttpBearer
 from instances.api import router as instances_router
 from instances.services import InstanceExistsError, InstanceNotFoundError
 from webhooks.api import router as messages_router
-from webhooks.services import MessageNotFoundError, MessageNotRetryableError
+from webhooks.conversations.retries import MessageNotRetryableError
+from webhooks.selectors import MessageNotFoundError
 
 
 class ApiKeyNotConfiguredError(Exception):

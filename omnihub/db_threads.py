@@ -29,7 +29,7 @@ def close_db_connections() -> None:
 
     Each thread takes one closing job: the jobs wait for each other at a barrier, so no thread
     can take two."""
-    count = settings.WEB_DB_THREADS
+    count = settings.DB_THREADS
     barrier = threading.Barrier(count)
 
     def close() -> None:
@@ -42,7 +42,7 @@ def close_db_connections() -> None:
 
 @functools.cache
 def _db_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=settings.WEB_DB_THREADS, thread_name_prefix="db")
+    return ThreadPoolExecutor(max_workers=settings.DB_THREADS, thread_name_prefix="db")
 
 
 def _tidying_up[**P, R](function: Callable[P, R]) -> Callable[P, R]:

@@ -2,7 +2,12 @@
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Lets classes be written generic for type checkers (ModelAdmin[Model], TextField[...]), which
+# Django's own classes do not allow at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,7 +28,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django_tasks_db",
     "omnihub",
     "instances",
     "webhooks",
@@ -89,14 +93,12 @@ else:
         options.setdefault("prepare_threshold", 5)
     options["pool"] = {
         "min_size": 1,
-        # Worker loops hold a connection only while they touch the database, not while they
-        # wait on an agent or for work, so a pool much smaller than WORKER_CONCURRENCY serves.
+        # Only the few database threads of a process (DB_THREADS) and the worker's wake-up
+        # listener hold connections, however many chats are in flight.
         "max_size": int(env.str("DATABASE_POOL_SIZE", default="") or 20),
         "timeout": 30,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -126,7 +128,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Django's own loggers default to INFO and would bypass LOG_LEVEL (a line per task state).
-    "loggers": {"django": {"level": LOG_LEVEL}, "django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django": {"level": LOG_LEVEL},
+        "django.db.backends": {"level": "INFO"},
+        # Their INFO lines print every request URL, which may carry credentials.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- Omnihub ---------------------------------------------------------------------------------
@@ -161,28 +169,30 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 
 # --- The message pipeline ---------------------------------------------------------------------
-# Tries per message (agent calls and sends together) before it is marked failed.
-MESSAGE_MAX_ATTEMPTS = env.int("MESSAGE_MAX_ATTEMPTS", default=6)
-# Exponential backoff between tries, in seconds: base * 2^(attempt-1), jittered, capped.
+# A message that keeps failing for a reason that may pass (timeouts, 5xx, 408/425/429) is tried
+# again with exponential backoff (base * 2^(attempt-1), jittered, capped) for this many seconds
+# after it arrived, so that an outage of a few minutes loses nothing; then it is failed.
+RETRY_WINDOW_SECONDS = env.float("RETRY_WINDOW_SECONDS", default=1800.0)
 RETRY_BASE_DELAY = env.float("RETRY_BASE_DELAY", default=2.0)
-RETRY_MAX_DELAY = env.float("RETRY_MAX_DELAY", default=300.0)
-# Seconds to wait for Evolution to accept a reply.
+RETRY_MAX_DELAY = env.float("RETRY_MAX_DELAY", default=120.0)
+# Seconds Evolution has to accept a reply (its own `delay`, when asked for, comes on top).
 EVOLUTION_TIMEOUT = env.float("EVOLUTION_TIMEOUT", default=15.0)
-# A worker's claim on a conversation lasts the agent timeout + the Evolution timeout + this.
-LEASE_MARGIN = env.float("LEASE_MARGIN", default=30.0)
-# Conversations one worker process answers at once, and how often idle workers look for work.
-# A loop is a thread that mostly waits on an agent (seconds each): 50 answer 200 chats whose
-# agent takes 2 s in about 8 s.
-WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=50)
+# A worker's hold on a chat lasts this long and is renewed while the worker lives, so the chats
+# of a worker that died are taken up by another within about this many seconds.
+LEASE_SECONDS = env.float("LEASE_SECONDS", default=60.0)
+# Conversations one worker process answers at once (each a coroutine waiting on HTTP), how often
+# an idle worker looks for retries that came due, and how long SIGTERM lets in-flight work end.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=1000)
 WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=1.0)
-# Workers delete finished tasks after this many hours: they are the queue's plumbing, and each
-# message keeps its own history. Without this the task table grows by a row per message.
-TASK_RESULTS_KEEP_HOURS = env.float("TASK_RESULTS_KEEP_HOURS", default=24.0)
+WORKER_GRACE_SECONDS = env.float("WORKER_GRACE_SECONDS", default=20.0)
 
-# Threads of a web process that run webhooks' database work, each with its own connection.
-# SQLite takes one writer at a time, so more than one thread would only wait on its lock.
-WEB_DB_THREADS = env.int(
-    "WEB_DB_THREADS", default=1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4
+# Threads of each process (web and worker) that run database work, each with its own
+# connection. SQLite takes one writer at a time, so more than one thread would only wait on it.
+DB_THREADS = env.int(
+    "DB_THREADS",
+    default=env.int(
+        "WEB_DB_THREADS", default=1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4
+    ),
 )
 
 # Requests a web process lets into Django at once (each holds a thread); the rest queue.

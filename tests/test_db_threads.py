@@ -76,7 +76,7 @@ def test_it_raises_what_the_function_raised():
 def test_a_thread_keeps_its_connection_between_calls_when_connections_persist(monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
 
-    assert _count_connections_opened(calls=2 * settings.WEB_DB_THREADS) <= settings.WEB_DB_THREADS
+    assert _count_connections_opened(calls=2 * settings.DB_THREADS) <= settings.DB_THREADS
 
 
 def test_a_connection_is_closed_after_each_call_when_max_age_is_zero(monkeypatch):
@@ -103,7 +103,7 @@ def test_a_connection_left_outside_autocommit_is_closed(monkeypatch):
 
 def test_it_closes_every_thread_s_connections_on_demand(monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
-    wrappers = {run(_reconnect) for _ in range(2 * settings.WEB_DB_THREADS)}
+    wrappers = {run(_reconnect) for _ in range(2 * settings.DB_THREADS)}
     assert all(wrapper.connection is not None for wrapper in wrappers)
 
     close_db_connections()

@@ -2,12 +2,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from webhooks.conversations.retries import MessageNotRetryableError, retry_message
 from webhooks.models import Message
-from webhooks.services import MessageNotRetryableError, retry_message
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = ["received_at", "instance", "phone", "push_name", "kind", "status", "attempts"]
     list_filter = ["status", "kind", "instance"]
     search_fields = ["whatsapp_id", "phone", "push_name", "text"]

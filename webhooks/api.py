@@ -3,7 +3,8 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
-from webhooks import services
+from webhooks import selectors
+from webhooks.conversations import retries
 from webhooks.models import Message
 from webhooks.schemas import MessageDetailOut, MessageOut
 
@@ -19,16 +20,16 @@ class MessageFilters(Schema):
 @router.get("", response=list[MessageOut])
 @paginate(LimitOffsetPagination)
 def list_messages(request: HttpRequest, filters: Query[MessageFilters]) -> QuerySet[Message]:
-    return services.find_messages(
+    return selectors.find_messages(
         instance=filters.instance, status=filters.status, phone=filters.phone
     )
 
 
 @router.get("/{message_id}", response=MessageDetailOut)
 def get_message(request: HttpRequest, message_id: int) -> Message:
-    return services.get_message(message_id)
+    return selectors.get_message(message_id)
 
 
 @router.post("/{message_id}/retry", response=MessageOut)
 def retry_message(request: HttpRequest, message_id: int) -> Message:
-    return services.retry_message(services.get_message(message_id))
+    return retries.retry_message(selectors.get_message(message_id))

@@ -6,12 +6,18 @@ from instances.models import InstanceConfig
 
 
 class Conversation(models.Model):
-    """One chat of one tenant. Its lease lets exactly one worker at a time answer its messages,
-    so a chat's messages reach the agent one after another, in arrival order."""
+    """One chat of one tenant: the unit of work a worker takes.
+
+    `ready_at` says when the chat next needs a worker (now when a message arrives, later for a
+    retry, empty when nothing is pending); the lease says who answers it now. One worker at a
+    time answers a chat, so its messages reach the agent one after another, in arrival order.
+    The rules that read and write these columns live in webhooks.conversations.leases."""
 
     # Its own index would repeat the unique constraint's, which starts with it.
     instance = models.ForeignKey(InstanceConfig, on_delete=models.CASCADE, db_index=False)
     chat_jid = models.CharField(max_length=128)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
 
@@ -22,10 +28,11 @@ class Conversation(models.Model):
             )
         ]
         indexes = [
+            # Workers look for ready chats; most chats are idle and stay out of this index.
             models.Index(
-                fields=["leased_until"],
-                name="leased_conversations",
-                condition=Q(leased_until__isnull=False),
+                fields=["ready_at"],
+                name="ready_conversations",
+                condition=Q(ready_at__isnull=False),
             )
         ]
 
@@ -39,11 +46,12 @@ class Message(models.Model):
     class Status(models.TextChoices):
         RECEIVED = "received"
         PROCESSING = "processing"
+        RETRYING = "retrying"  # waiting for its next try, at next_attempt_at
         ANSWERED = "answered"
         IGNORED = "ignored"
         FAILED = "failed"
 
-    PENDING = (Status.RECEIVED, Status.PROCESSING)
+    PENDING = (Status.RECEIVED, Status.PROCESSING, Status.RETRYING)
 
     # No index of their own: the unique constraint starts with `instance` and the
     # conversation_queue index with `conversation`, and every index slows each webhook's insert.
@@ -79,11 +87,21 @@ class Message(models.Model):
 
     # What happened to it.
     ignore_reason = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0, help_text="Agent calls and sends tried.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker took it up.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Retries go on for RETRY_WINDOW_SECONDS from arrival, or from a person's retry.
+    retried_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a person last asked to try it again."
+    )
     last_error = models.TextField(blank=True)
     # None: the agent has not answered yet; "": it answered with nothing to send.
     reply_text = models.TextField(null=True, blank=True)  # noqa: DJ001
+    # Recorded before the reply is sent: a send whose outcome is unknown (a timeout after the
+    # request went out) is looked for in Evolution before it is sent again.
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    reply_whatsapp_id = models.CharField(
+        "WhatsApp id of the reply", max_length=128, blank=True, help_text="Evolution's key.id."
+    )
     agent_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     agent_answered_at = models.DateTimeField(null=True, blank=True)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from instances.selectors import TenantNotFoundError
 from omnihub.db_threads import run_in_db_thread
-from webhooks.services import handle_webhook_for
+from webhooks.inbound.intake import handle_webhook_for
 
 
 @csrf_exempt

@@ -2,10 +2,9 @@ import pytest
 from django.contrib import messages as django_messages
 from django.contrib.messages import get_messages
 from django.urls import reverse
-from django_tasks_db.models import DBTaskResult
 
 from tests.factories import InstanceConfigFactory, MessageFactory
-from webhooks.models import Message
+from webhooks.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +34,7 @@ def test_the_changelist_is_at_the_expected_url():
 
 
 def test_it_needs_a_staff_login(client):
-    MessageFactory()
+    MessageFactory.create()
 
     response = client.get(CHANGELIST_URL)
 
@@ -44,9 +43,9 @@ def test_it_needs_a_staff_login(client):
 
 
 def test_it_lists_messages(admin_client):
-    acme = InstanceConfigFactory(name="acme")
-    first = MessageFactory(instance=acme, chat_jid="5511912345678@s.whatsapp.net")
-    second = MessageFactory(push_name="João", status=Message.Status.FAILED)
+    acme = InstanceConfigFactory.create(name="acme")
+    first = MessageFactory.create(instance=acme, chat_jid="5511912345678@s.whatsapp.net")
+    second = MessageFactory.create(push_name="João", status=Message.Status.FAILED)
 
     response = admin_client.get(CHANGELIST_URL)
 
@@ -58,8 +57,8 @@ def test_it_lists_messages(admin_client):
 
 
 def test_it_filters_messages_by_status(admin_client):
-    failed = MessageFactory(status=Message.Status.FAILED)
-    MessageFactory(status=Message.Status.ANSWERED)
+    failed = MessageFactory.create(status=Message.Status.FAILED)
+    MessageFactory.create(status=Message.Status.ANSWERED)
 
     response = admin_client.get(CHANGELIST_URL, {"status__exact": "failed"})
 
@@ -67,8 +66,8 @@ def test_it_filters_messages_by_status(admin_client):
 
 
 def test_it_searches_messages_by_phone(admin_client):
-    hers = MessageFactory(chat_jid="5511912345678@s.whatsapp.net")
-    MessageFactory(chat_jid="5521988887777@s.whatsapp.net")
+    hers = MessageFactory.create(chat_jid="5511912345678@s.whatsapp.net")
+    MessageFactory.create(chat_jid="5521988887777@s.whatsapp.net")
 
     assert listed(admin_client.get(CHANGELIST_URL, {"q": "5511912345678"})) == {hers.pk}
     assert listed(admin_client.get(CHANGELIST_URL, {"q": "91234"})) == {hers.pk}
@@ -79,7 +78,7 @@ def test_it_offers_no_way_to_add_a_message(admin_client):
 
 
 def test_the_change_page_shows_the_message_read_only(admin_client):
-    message = MessageFactory(
+    message = MessageFactory.create(
         text="Quanto custa o plano anual?",
         status=Message.Status.FAILED,
         last_error="the agent answered 503",
@@ -98,7 +97,7 @@ def test_the_change_page_shows_the_message_read_only(admin_client):
 
 
 def test_the_change_page_never_shows_the_reply_key_or_the_media(admin_client):
-    message = MessageFactory(
+    message = MessageFactory.create(
         kind="image",
         media_mimetype="image/png",
         media_base64=MEDIA_BYTES,
@@ -118,7 +117,7 @@ def test_the_change_page_never_shows_the_reply_key_or_the_media(admin_client):
 
 
 def test_a_posted_change_does_not_edit_the_message(admin_client):
-    message = MessageFactory(text="original")
+    message = MessageFactory.create(text="original")
     url = reverse("admin:webhooks_message_change", args=[message.pk])
 
     response = admin_client.post(url, {"text": "edited", "status": "answered"})
@@ -130,8 +129,8 @@ def test_a_posted_change_does_not_edit_the_message(admin_client):
 
 
 def test_the_retry_action_queues_the_selected_failed_messages(admin_client):
-    failed = [MessageFactory(status=Message.Status.FAILED, attempts=6) for _ in range(2)]
-    untouched = MessageFactory(status=Message.Status.FAILED)
+    failed = [MessageFactory.create(status=Message.Status.FAILED, attempts=6) for _ in range(2)]
+    untouched = MessageFactory.create(status=Message.Status.FAILED)
 
     response = admin_client.post(
         CHANGELIST_URL,
@@ -143,16 +142,18 @@ def test_the_retry_action_queues_the_selected_failed_messages(admin_client):
     for message in failed:
         message.refresh_from_db()
         assert message.status == Message.Status.RECEIVED
-        assert message.attempts == 0
+        assert message.retried_at is not None
     untouched.refresh_from_db()
     assert untouched.status == Message.Status.FAILED
-    queued = sorted(task.args_kwargs["args"][0] for task in DBTaskResult.objects.all())
+    queued = sorted(
+        Conversation.objects.filter(ready_at__isnull=False).values_list("pk", flat=True)
+    )
     assert queued == sorted(message.conversation_id for message in failed)
 
 
 def test_the_retry_action_warns_about_messages_that_have_not_failed(admin_client):
-    failed = MessageFactory(status=Message.Status.FAILED)
-    answered = MessageFactory(status=Message.Status.ANSWERED)
+    failed = MessageFactory.create(status=Message.Status.FAILED)
+    answered = MessageFactory.create(status=Message.Status.ANSWERED)
 
     response = admin_client.post(
         CHANGELIST_URL, {"action": "retry_failed", "_selected_action": [failed.pk, answered.pk]}
@@ -167,4 +168,4 @@ def test_the_retry_action_warns_about_messages_that_have_not_failed(admin_client
     assert answered.status == Message.Status.ANSWERED
     failed.refresh_from_db()
     assert failed.status == Message.Status.RECEIVED
-    assert DBTaskResult.objects.count() == 1
+    assert Conversation.objects.filter(ready_at__isnull=False).count() == 1

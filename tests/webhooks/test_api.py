@@ -1,11 +1,10 @@
 import pytest
 from django.test import Client
-from django_tasks_db.models import DBTaskResult
 
 from tests.conftest import API_KEY
 from tests.factories import InstanceConfigFactory, MessageFactory
 from tests.webhooks.conftest import evolution_payload, post_json
-from webhooks.models import Message
+from webhooks.models import Conversation, Message
 
 # The webhook view does its database work on its own threads: the data must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +27,7 @@ def receive(tenant: str, fixture: str, **changes) -> Message:
 
 
 def test_it_lists_messages_newest_first(api_client):
-    first, second, third = MessageFactory(), MessageFactory(), MessageFactory()
+    first, second, third = MessageFactory.create(), MessageFactory.create(), MessageFactory.create()
 
     response = api_client.get(LIST_URL)
 
@@ -37,8 +36,8 @@ def test_it_lists_messages_newest_first(api_client):
 
 
 def test_it_describes_each_message(api_client):
-    message = MessageFactory(
-        instance=InstanceConfigFactory(name="acme"),
+    message = MessageFactory.create(
+        instance=InstanceConfigFactory.create(name="acme"),
         chat_jid="5511912345678@s.whatsapp.net",
         push_name="Maria Silva",
         text="Oi!",
@@ -60,7 +59,7 @@ def test_it_describes_each_message(api_client):
 
 
 def test_it_paginates_with_limit_and_offset(api_client):
-    messages = [MessageFactory() for _ in range(5)]
+    messages = [MessageFactory.create() for _ in range(5)]
 
     response = api_client.get(LIST_URL, {"limit": 2, "offset": 1})
 
@@ -69,9 +68,12 @@ def test_it_paginates_with_limit_and_offset(api_client):
 
 
 def test_it_filters_by_tenant_name(api_client):
-    acme, globex = InstanceConfigFactory(name="acme"), InstanceConfigFactory(name="globex")
-    ours = MessageFactory(instance=acme)
-    MessageFactory(instance=globex)
+    acme, globex = (
+        InstanceConfigFactory.create(name="acme"),
+        InstanceConfigFactory.create(name="globex"),
+    )
+    ours = MessageFactory.create(instance=acme)
+    MessageFactory.create(instance=globex)
 
     response = api_client.get(LIST_URL, {"instance": "acme"})
 
@@ -81,9 +83,9 @@ def test_it_filters_by_tenant_name(api_client):
 
 
 def test_it_filters_by_status(api_client):
-    failed = MessageFactory(status=Message.Status.FAILED)
-    MessageFactory(status=Message.Status.ANSWERED)
-    MessageFactory(status=Message.Status.RECEIVED)
+    failed = MessageFactory.create(status=Message.Status.FAILED)
+    MessageFactory.create(status=Message.Status.ANSWERED)
+    MessageFactory.create(status=Message.Status.RECEIVED)
 
     response = api_client.get(LIST_URL, {"status": "failed"})
 
@@ -93,24 +95,24 @@ def test_it_filters_by_status(api_client):
 
 @pytest.mark.parametrize("phone", ["5511912345678", "+55 11 91234-5678", "+55 (11) 9 1234 5678"])
 def test_it_filters_by_phone_however_it_is_written(api_client, phone):
-    hers = MessageFactory(chat_jid="5511912345678@s.whatsapp.net")
-    MessageFactory(chat_jid="5511900000000@s.whatsapp.net")
+    hers = MessageFactory.create(chat_jid="5511912345678@s.whatsapp.net")
+    MessageFactory.create(chat_jid="5511900000000@s.whatsapp.net")
 
     assert ids(api_client.get(LIST_URL, {"phone": phone})) == [hers.pk]
 
 
 def test_a_phone_without_digits_matches_no_message(api_client):
-    MessageFactory(chat_jid="103784512345678@lid", phone="", reply_to="103784512345678@lid")
+    MessageFactory.create(chat_jid="103784512345678@lid", phone="", reply_to="103784512345678@lid")
 
     assert ids(api_client.get(LIST_URL, {"phone": "+"})) == []
 
 
 def test_it_combines_filters(api_client):
-    acme = InstanceConfigFactory(name="acme")
+    acme = InstanceConfigFactory.create(name="acme")
     chat = "5511912345678@s.whatsapp.net"
-    wanted = MessageFactory(instance=acme, chat_jid=chat, status=Message.Status.FAILED)
-    MessageFactory(instance=acme, chat_jid=chat, status=Message.Status.ANSWERED)
-    MessageFactory(chat_jid=chat, status=Message.Status.FAILED)
+    wanted = MessageFactory.create(instance=acme, chat_jid=chat, status=Message.Status.FAILED)
+    MessageFactory.create(instance=acme, chat_jid=chat, status=Message.Status.ANSWERED)
+    MessageFactory.create(chat_jid=chat, status=Message.Status.FAILED)
 
     response = api_client.get(
         LIST_URL, {"instance": "acme", "status": "failed", "phone": "+55 11 91234-5678"}
@@ -120,7 +122,7 @@ def test_it_combines_filters(api_client):
 
 
 def test_it_answers_422_for_an_unknown_status(api_client):
-    MessageFactory()
+    MessageFactory.create()
 
     response = api_client.get(LIST_URL, {"status": "lost"})
 
@@ -133,7 +135,7 @@ def test_it_answers_422_for_an_unknown_status(api_client):
     [("get", LIST_URL), ("get", "/api/v1/messages/{id}"), ("post", "/api/v1/messages/{id}/retry")],
 )
 def test_every_endpoint_needs_the_api_key(method, path):
-    message = MessageFactory(status=Message.Status.FAILED)
+    message = MessageFactory.create(status=Message.Status.FAILED)
     url = path.format(id=message.pk)
 
     without_key = getattr(Client(), method)(url)
@@ -143,11 +145,11 @@ def test_every_endpoint_needs_the_api_key(method, path):
     assert wrong_key.status_code == 401
     message.refresh_from_db()
     assert message.status == Message.Status.FAILED
-    assert not DBTaskResult.objects.exists()
+    assert not Conversation.objects.filter(ready_at__isnull=False).exists()
 
 
 def test_it_accepts_the_key_as_a_bearer_token():
-    MessageFactory()
+    MessageFactory.create()
 
     response = Client(headers={"Authorization": f"Bearer {API_KEY}"}).get(LIST_URL)
 
@@ -157,7 +159,7 @@ def test_it_accepts_the_key_as_a_bearer_token():
 
 def test_it_shows_a_message_with_its_payload_but_not_the_webhook_apikey(api_client):
     # A tenant without an Evolution server of its own replies with the key each webhook names.
-    InstanceConfigFactory(name="acme", evolution_url="", evolution_key="")
+    InstanceConfigFactory.create(name="acme", evolution_url="", evolution_key="")
     message = receive("acme", "text_pn", apikey=WEBHOOK_KEY)
     assert message.reply_evolution_key == WEBHOOK_KEY
 
@@ -175,7 +177,7 @@ def test_it_shows_a_message_with_its_payload_but_not_the_webhook_apikey(api_clie
 
 
 def test_it_shows_an_image_without_its_bytes(api_client):
-    InstanceConfigFactory(name="acme")
+    InstanceConfigFactory.create(name="acme")
     message = receive("acme", "image_caption_base64")
     assert message.media_base64
 
@@ -190,7 +192,7 @@ def test_it_shows_an_image_without_its_bytes(api_client):
 
 
 def test_no_answer_ever_includes_the_media_or_the_reply_key(api_client):
-    message = MessageFactory(
+    message = MessageFactory.create(
         status=Message.Status.FAILED,
         kind="image",
         media_mimetype="image/png",
@@ -222,7 +224,7 @@ def test_it_answers_404_in_json_for_an_unknown_message(api_client):
 
 
 def test_it_retries_a_failed_message(api_client):
-    message = MessageFactory(
+    message = MessageFactory.create(
         status=Message.Status.FAILED, attempts=6, last_error="the agent answered 503"
     )
 
@@ -232,15 +234,11 @@ def test_it_retries_a_failed_message(api_client):
     body = response.json()
     assert body["id"] == message.pk
     assert body["status"] == "received"
-    assert body["attempts"] == 0
     assert body["next_attempt_at"] is None
     message.refresh_from_db()
     assert message.status == Message.Status.RECEIVED
-    assert message.attempts == 0
-    [task] = DBTaskResult.objects.all()
-    assert task.status == "READY"
-    assert task.task_path.endswith("process_conversation")
-    assert task.args_kwargs["args"] == [message.conversation_id]
+    [ready] = Conversation.objects.filter(ready_at__isnull=False)
+    assert ready.pk == message.conversation_id
 
 
 @pytest.mark.parametrize(
@@ -253,7 +251,7 @@ def test_it_retries_a_failed_message(api_client):
     ],
 )
 def test_it_answers_409_when_the_message_has_not_failed(api_client, status):
-    message = MessageFactory(status=status, attempts=2)
+    message = MessageFactory.create(status=status, attempts=2)
 
     response = api_client.post(f"/api/v1/messages/{message.pk}/retry")
 
@@ -264,7 +262,7 @@ def test_it_answers_409_when_the_message_has_not_failed(api_client, status):
     message.refresh_from_db()
     assert message.status == status
     assert message.attempts == 2
-    assert not DBTaskResult.objects.exists()
+    assert not Conversation.objects.filter(ready_at__isnull=False).exists()
 
 
 def test_it_answers_404_when_retrying_an_unknown_message(api_client):
@@ -272,4 +270,4 @@ def test_it_answers_404_when_retrying_an_unknown_message(api_client):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "message 999999 not found"}
-    assert not DBTaskResult.objects.exists()
+    assert not Conversation.objects.filter(ready_at__isnull=False).exists()

@@ -3,10 +3,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django_tasks_db.models import DBTaskResult
 
 from tests.factories import MessageFactory
-from webhooks.models import Message
+from webhooks.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -18,20 +17,20 @@ def run(*args: str) -> str:
 
 
 def test_it_retries_a_failed_message():
-    message = MessageFactory(status=Message.Status.FAILED, attempts=6)
+    message = MessageFactory.create(status=Message.Status.FAILED, attempts=6)
 
     output = run(str(message.pk))
 
     assert output == f"message {message.pk} queued again\n"
     message.refresh_from_db()
     assert message.status == Message.Status.RECEIVED
-    assert message.attempts == 0
-    [task] = DBTaskResult.objects.all()
-    assert task.args_kwargs["args"] == [message.conversation_id]
+    assert message.attempts == 6  # kept: the history shows every try
+    [ready] = Conversation.objects.filter(ready_at__isnull=False)
+    assert ready.pk == message.conversation_id
 
 
 def test_it_retries_several_messages():
-    first, second = (MessageFactory(status=Message.Status.FAILED) for _ in range(2))
+    first, second = (MessageFactory.create(status=Message.Status.FAILED) for _ in range(2))
 
     output = run(str(first.pk), str(second.pk))
 
@@ -40,26 +39,26 @@ def test_it_retries_several_messages():
         f"message {second.pk} queued again",
     ]
     assert set(Message.objects.values_list("status", flat=True)) == {Message.Status.RECEIVED}
-    assert DBTaskResult.objects.count() == 2
+    assert Conversation.objects.filter(ready_at__isnull=False).count() == 2
 
 
 def test_it_names_an_unknown_id():
     with pytest.raises(CommandError, match=r"^message 999999 not found$"):
         run("999999")
 
-    assert not DBTaskResult.objects.exists()
+    assert not Conversation.objects.filter(ready_at__isnull=False).exists()
 
 
 @pytest.mark.parametrize("status", [Message.Status.ANSWERED, Message.Status.RECEIVED])
 def test_it_refuses_a_message_that_has_not_failed(status):
-    message = MessageFactory(status=status)
+    message = MessageFactory.create(status=status)
 
     with pytest.raises(CommandError, match=rf"^message {message.pk} is {status}, not failed$"):
         run(str(message.pk))
 
     message.refresh_from_db()
     assert message.status == status
-    assert not DBTaskResult.objects.exists()
+    assert not Conversation.objects.filter(ready_at__isnull=False).exists()
 
 
 def test_it_needs_at_least_one_id():

@@ -3,12 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webhooks.services import (
-    MessageNotFoundError,
-    MessageNotRetryableError,
-    get_message,
-    retry_message,
-)
+from webhooks.conversations.retries import MessageNotRetryableError, retry_message
+from webhooks.selectors import MessageNotFoundError, get_message
 
 
 class Command(BaseCommand):

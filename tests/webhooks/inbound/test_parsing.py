@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from webhooks.parsing import (
+from webhooks.inbound.parsing import (
     IncomingMessage,
     MessageKind,
     UnreadablePayloadError,
     event_name,
-    ignore_reason,
     parse_incoming_message,
 )
+from webhooks.inbound.policy import ignore_reason
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 MESSAGE_FIXTURES = [
     "contact_card.json",
@@ -48,7 +48,8 @@ OTHER_EVENT_FIXTURES = {
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    payload: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return payload
 
 
 def parse(name: str) -> IncomingMessage:

@@ -1,4 +1,5 @@
-"""Receiving webhooks: store each message once, then queue its conversation for a worker."""
+"""Receiving webhooks: store each message once and mark its conversation ready for a worker,
+both in one transaction."""
 
 import copy
 import logging
@@ -7,37 +8,25 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
-from webhooks import one_statement
-from webhooks.leases import is_being_answered
-from webhooks.models import Conversation, Message
-from webhooks.parsing import (
+from webhooks.conversations import leases
+from webhooks.inbound.parsing import (
+    MESSAGES_UPSERT,
     IncomingMessage,
     UnreadablePayloadError,
     event_name,
-    ignore_reason,
     normalise_event,
     parse_incoming_message,
 )
-from webhooks.routing import tenant_and_event
-from webhooks.tasks import queue_conversation
+from webhooks.inbound.policy import ignore_reason
+from webhooks.inbound.routing import tenant_and_event
+from webhooks.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_EVENT = "messages.upsert"
 CONVERSATION_CACHE_SECONDS = 3600
-
-
-class MessageNotRetryableError(Exception):
-    pass
-
-
-class MessageNotFoundError(Exception):
-    def __init__(self, message_id: int) -> None:
-        super().__init__(f"message {message_id} not found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +54,7 @@ def handle_webhook(
     tenant: TenantRef, payload: dict[str, Any], *, event_from_url: str = ""
 ) -> WebhookOutcome:
     event = event_name(payload) or normalise_event(event_from_url)
-    if event != MESSAGE_EVENT:
+    if event != MESSAGES_UPSERT:
         return WebhookOutcome("ignored", f"event {event or '(none)'!r} is not handled")
     try:
         incoming = parse_incoming_message(payload)
@@ -73,27 +62,33 @@ def handle_webhook(
         # Answered 200: Evolution would otherwise redeliver a payload that can never be read.
         logger.warning("unreadable webhook for instance %s: %s", tenant.name, error)
         return WebhookOutcome("ignored", f"unreadable message: {error}")
-    return handle_incoming_message(tenant, incoming, payload)
+    return store_message(tenant, incoming, payload)
 
 
-def handle_incoming_message(
+def store_message(
     tenant: TenantRef, incoming: IncomingMessage, payload: dict[str, Any]
 ) -> WebhookOutcome:
+    """Store the message, unique per tenant and WhatsApp id, and, unless it is ignored, mark
+    its conversation ready: both or neither."""
     reason = ignore_reason(incoming) or ""
     key = f"omnihub:conversation:{tenant.id}:{incoming.chat_jid}"
     # The id is cached: conversations are deleted only with their tenant, which is then no
-    # longer found. A chat not seen lately may be new: it has no worker yet.
+    # longer found.
     remembered = cache.get(key)
     message = _message(tenant, incoming, payload, reason)
+    now = timezone.now()
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
-        if not reason and one_statement.available():
-            conversation_id = _store_in_one_statement(message, remembered)
-        else:
-            with transaction.atomic():
-                conversation_id = _store(message, remembered)
+        with transaction.atomic():
+            message.conversation_id = remembered or _conversation_id(tenant, incoming.chat_jid)
+            message.save(force_insert=True)
+            if reason:
+                leases.note_message(message.conversation_id, now=now)
+            else:
+                leases.mark_ready(message.conversation_id, now=now)
         if remembered is None:
             # Only once committed: a rolled-back conversation must not be remembered.
+            conversation_id = message.conversation_id
             transaction.on_commit(
                 lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS)
             )
@@ -102,85 +97,27 @@ def handle_incoming_message(
             # Not a duplicate: the tenant was deleted after it was looked up.
             forget_tenant(tenant.name)
             raise TenantNotFoundError(tenant.name) from None
-        # The same message delivered twice at the same moment: the other delivery stored it.
+        # The same message delivered twice: the other delivery stored it.
         return WebhookOutcome("duplicate", message_id=incoming.message_id)
     if reason:
         return WebhookOutcome("ignored", reason, incoming.message_id)
     return WebhookOutcome("queued", message_id=incoming.message_id)
 
 
-def get_message(message_id: int) -> Message:
-    try:
-        return Message.objects.select_related("instance").get(pk=message_id)
-    except Message.DoesNotExist:
-        raise MessageNotFoundError(message_id) from None
-
-
-def find_messages(
-    *, instance: str | None = None, status: str | None = None, phone: str | None = None
-) -> QuerySet[Message]:
-    """Newest first, narrowed by tenant name, status and sender phone (digits)."""
-    messages = Message.objects.select_related("instance").order_by("-id")
-    if instance:
-        messages = messages.filter(instance__name=instance)
-    if status:
-        messages = messages.filter(status=status)
-    if phone:
-        # Stored phones are digits; one with none ("+", "abc") matches nothing, not every LID chat.
-        digits = "".join(filter(str.isdigit, phone))
-        messages = messages.filter(phone=digits) if digits else messages.none()
-    return messages
-
-
-def retry_message(message: Message) -> Message:
-    """Send a failed message through the pipeline again, with a fresh count of attempts."""
-    if message.status != Message.Status.FAILED:
-        raise MessageNotRetryableError(f"message {message.pk} is {message.status}, not failed")
-    with transaction.atomic():
-        message.status = Message.Status.RECEIVED
-        message.attempts = 0
-        message.next_attempt_at = None
-        message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
-        queue_conversation(message.conversation_id)
-    logger.info("message %s queued again", message.pk)
-    return message
+def _conversation_id(tenant: TenantRef, chat_jid: str) -> int:
+    """The chat's conversation, made on its first message: one statement (INSERT … ON CONFLICT
+    … RETURNING) where get_or_create takes two to four."""
+    (conversation,) = Conversation.objects.bulk_create(
+        [Conversation(instance_id=tenant.id, chat_jid=chat_jid)],
+        update_conflicts=True,
+        unique_fields=["instance", "chat_jid"],
+        update_fields=["chat_jid"],
+    )
+    return conversation.pk
 
 
 def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:
     return Message.objects.filter(instance_id=tenant.id, whatsapp_id=incoming.message_id).exists()
-
-
-def _store(message: Message, conversation_id: int | None) -> int:
-    """Store the message, and queue its conversation unless it is ignored or being answered;
-    call it in a transaction. `conversation_id` is None for a chat not seen lately. Returns the
-    conversation's id."""
-    ignored = bool(message.ignore_reason)
-    is_new = conversation_id is None
-    if conversation_id is None:
-        # One statement (INSERT ... ON CONFLICT ... RETURNING id) where get_or_create takes two
-        # to four.
-        conversation_id = one_statement.upsert_conversation.upsert(_conversation_of(message))
-    # A worker answering the chat will answer this message too: no task is needed for it, and
-    # none would find anything to do. A new chat has no worker yet.
-    answered_anyway = not (ignored or is_new) and is_being_answered(conversation_id)
-    message.conversation_id = conversation_id
-    one_statement.insert_message.insert(message)
-    if not (ignored or answered_anyway):
-        # In the same transaction as the message: both are stored, or neither.
-        queue_conversation(conversation_id)
-    return conversation_id
-
-
-def _store_in_one_statement(message: Message, conversation_id: int | None) -> int:
-    """As _store, for a message to answer, in one statement (webhooks.one_statement)."""
-    if conversation_id is None:
-        return one_statement.store_new_chat_message(_conversation_of(message), message)
-    one_statement.store_known_chat_message(conversation_id, message, timezone.now())
-    return conversation_id
-
-
-def _conversation_of(message: Message) -> Conversation:
-    return Conversation(instance_id=message.instance_id, chat_jid=message.chat_jid)
 
 
 def _message(
@@ -221,6 +158,6 @@ def _redacted(payload: dict[str, Any]) -> dict[str, Any]:
         kept["apikey"] = "(removed)"
     data = kept.get("data")
     message = data.get("message") if isinstance(data, dict) else None
-    if isinstance(message, dict) and "base64" in message:
+    if isinstance(data, dict) and isinstance(message, dict) and "base64" in message:
         kept["data"] = {**data, "message": {**message, "base64": "(kept apart)"}}
     return kept

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from webhooks.message_content import Media, MessageKind, read_content, read_int
+from webhooks.inbound.content import Media, MessageKind, read_content, read_int
 
 __all__ = [
     "MESSAGES_UPSERT",
@@ -20,7 +20,6 @@ __all__ = [
     "MessageKind",
     "UnreadablePayloadError",
     "event_name",
-    "ignore_reason",
     "normalise_event",
     "parse_incoming_message",
 ]
@@ -120,25 +119,6 @@ def parse_incoming_message(payload: dict[str, Any], *, event_from_url: str = "")
         server_url=_str(payload.get("server_url")),
         apikey=_str(payload.get("apikey")),
     )
-
-
-def ignore_reason(message: IncomingMessage) -> str | None:
-    """Why this message is not for the agent, or None when it is."""
-    if message.from_me:
-        return "sent by this WhatsApp account"
-    if message.is_status_broadcast:
-        return "status broadcasts are not handled"
-    if message.is_group:
-        return "group chats are not handled"
-    if message.kind is MessageKind.PROTOCOL:
-        return "protocol notice (edit, delete or similar)"
-    if message.kind is MessageKind.REACTION:
-        return "reactions are not handled"
-    if message.kind in (MessageKind.STICKER, MessageKind.UNSUPPORTED):
-        return f"unsupported message type: {message.kind}"
-    if not message.text and message.media is None:
-        return "empty message"
-    return None
 
 
 def _sender(

@@ -1,0 +1,44 @@
+"""The wake-up listener rings when a conversation becomes ready, and only then."""
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.factories import InstanceConfigFactory
+from tests.webhooks.conftest import evolution_payload, post_webhook
+from webhooks.worker import wakeup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def rings() -> Iterator[threading.Semaphore]:
+    """Released once per ring, by a listener in a thread; it starts by forgetting old rings."""
+    rung = threading.Semaphore(0)
+    stopping = threading.Event()
+    listener = threading.Thread(target=wakeup.listen, args=(rung.release, stopping))
+    listener.start()
+    while rung.acquire(timeout=0.3):
+        pass
+    try:
+        yield rung
+    finally:
+        stopping.set()
+        listener.join(timeout=5)
+
+
+def test_it_rings_when_a_message_to_answer_is_stored(rings):
+    InstanceConfigFactory.create(name="acme")
+
+    post_webhook("acme", evolution_payload("text_pn"))
+
+    assert rings.acquire(timeout=5)
+
+
+def test_a_message_that_is_ignored_does_not_ring(rings):
+    InstanceConfigFactory.create(name="acme")
+
+    post_webhook("acme", evolution_payload("sticker"))
+
+    assert not rings.acquire(timeout=0.5)

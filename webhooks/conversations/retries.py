@@ -1,0 +1,55 @@
+"""When a message that failed is tried again: by the worker after a backoff, or by a person."""
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from webhooks.conversations import leases
+from webhooks.models import Message
+
+logger = logging.getLogger(__name__)
+
+
+class MessageNotRetryableError(Exception):
+    pass
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with jitter, so a recovering agent is not hit by every retry at once."""
+    ceiling = min(settings.RETRY_MAX_DELAY, settings.RETRY_BASE_DELAY * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def next_attempt_at(message: Message, now: datetime) -> datetime | None:
+    """When to try `message` again after a failure that may pass; None once its retry window
+    (RETRY_WINDOW_SECONDS from arrival, or from a person's retry) is over.
+
+    A window rather than a count of attempts: an outage of a few minutes must not use up the
+    tries of every message that arrived during it."""
+    window_ends = retry_window_start(message) + timedelta(seconds=settings.RETRY_WINDOW_SECONDS)
+    at = now + timedelta(seconds=retry_delay(max(message.attempts, 1)))
+    return at if at <= window_ends else None
+
+
+def retry_window_start(message: Message) -> datetime:
+    return message.retried_at or message.received_at
+
+
+def retry_message(message: Message) -> Message:
+    """A person's retry of a failed message: queued again, with a new retry window. Its attempts
+    are kept, so its history shows every try."""
+    if message.status != Message.Status.FAILED:
+        raise MessageNotRetryableError(f"message {message.pk} is {message.status}, not failed")
+    now = timezone.now()
+    with transaction.atomic():
+        message.status = Message.Status.RECEIVED
+        message.next_attempt_at = None
+        message.retried_at = now
+        message.save(update_fields=["status", "next_attempt_at", "retried_at", "updated_at"])
+        leases.mark_ready(message.conversation_id, now=now, new_message=False)
+    logger.info("message %s queued again", message.pk)
+    return message

@@ -1,0 +1,1 @@
+"""The worker process: one asyncio loop answering many conversations at once."""
