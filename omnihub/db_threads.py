@@ -1,10 +1,12 @@
-"""Database work for async views, on a few long-lived threads that keep their connections.
+"""Database work for async code (the webhook view, the worker's conversations), on a few
+long-lived threads that keep their connections.
 
 Django runs a sync view under ASGI in a thread made for that one request, so each request
-opened (or took from the pool) a connection of its own and threads piled up under load. An async
-view hands its ORM work to these threads instead: their number bounds the connections and
-threads the web process holds, and each keeps its connection between calls as far as
-CONN_MAX_AGE allows, just as Django does at the end of a request.
+opened (or took from the pool) a connection of its own and threads piled up under load; a
+worker with a thousand conversations in flight would need a thousand. Async code hands its ORM
+work to these threads instead: their number (DB_THREADS) bounds the connections and threads a
+process holds, and each keeps its connection between calls as far as CONN_MAX_AGE allows, just
+as Django does at the end of a request.
 """
 
 import functools

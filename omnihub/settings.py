@@ -83,12 +83,11 @@ else:
     # (one per thread, "too many clients"). A per-process pool hands them out instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     options = DATABASES["default"].setdefault("OPTIONS", {})
-    # Values travel apart from the SQL instead of being quoted into it by psycopg in Python:
-    # about 0.1 ms less CPU per webhook.
+    # Values travel apart from the SQL instead of being quoted into it by psycopg in Python.
     options["server_side_binding"] = True
     # A statement run 5 times on a connection is prepared there, so PostgreSQL stops parsing
-    # and planning it: about 0.25 ms less wait per webhook. Django leaves it off for PgBouncer
-    # in transaction mode, which needs 1.21+ with max_prepared_statements set: turn it off there.
+    # and planning it. Django leaves it off for PgBouncer in transaction mode, which needs
+    # 1.21+ with max_prepared_statements set: turn it off there.
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         options.setdefault("prepare_threshold", 5)
     options["pool"] = {

@@ -24,6 +24,8 @@ class MessageOut(Schema):
     next_attempt_at: datetime | None
     last_error: str
     reply_text: str | None
+    reply_whatsapp_id: str
+    retried_at: datetime | None
     agent_latency_ms: int | None
     received_at: datetime
     agent_answered_at: datetime | None
