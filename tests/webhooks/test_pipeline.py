@@ -189,32 +189,6 @@ def test_the_agent_failing_twice_is_retried_and_answered_once(agent, evolution, 
     assert message.agent_latency_ms is not None
 
 
-def test_a_failed_send_is_retried_without_asking_the_agent_again(agent, evolution, tenant_at):
-    tenant_at(name="acme")
-    evolution.script = [(500, {"error": "boom"})]
-
-    post_webhook("acme", evolution_payload("text_pn"))
-    answer_all()
-
-    assert len(agent.requests) == 1
-    assert len(evolution.requests) == 2
-    assert Message.objects.get().status == Message.Status.ANSWERED
-
-
-def test_a_permanent_agent_error_fails_at_once_without_a_reply(agent, evolution, tenant_at):
-    tenant_at(name="acme")
-    agent.default = (401, {"detail": "bad key"})
-
-    post_webhook("acme", evolution_payload("text_pn"))
-    answer_all()
-
-    assert len(agent.requests) == 1
-    assert evolution.requests == []
-    message = Message.objects.get()
-    assert message.status == Message.Status.FAILED
-    assert "401" in message.last_error
-
-
 def test_a_failed_message_can_be_retried_from_the_api(agent, evolution, tenant_at, api_client):
     tenant_at(name="acme")
     agent.script = [(401, {"detail": "bad key"})]

@@ -1,9 +1,11 @@
 """Answering a message through the real path, when the agent or Evolution misbehave."""
 
+import threading
+
 import pytest
 
 from tests.factories import InstanceConfigFactory
-from tests.fakes import Recorded
+from tests.fakes import Recorded, closed_port
 from tests.webhooks.conftest import answer_all, evolution_payload, post_webhook, text_in_chat
 from webhooks.integrations.agents import client as agents
 from webhooks.models import Message
@@ -203,3 +205,39 @@ def test_a_message_waiting_for_its_retry_shows_retrying(agent, evolution, tenant
     assert message.next_attempt_at is not None
     assert message.conversation.ready_at == message.next_attempt_at
     assert message.conversation.lease_owner == ""
+
+
+def test_a_send_whose_answer_never_came_is_found_in_evolution_not_sent_again(
+    agent, evolution, tenant_at, settings
+):
+    settings.EVOLUTION_TIMEOUT = 0.3
+    tenant_at(name="acme")
+    # Evolution takes the reply, then never answers the call.
+    evolution.gate, evolution.gate_prefix = threading.Event(), "/message/sendText/"
+
+    post_webhook("acme", evolution_payload("text_pn"))
+    answer_all()
+
+    sends = [r for r in evolution.requests if r.path.startswith("/message/sendText/")]
+    looked_up = [r for r in evolution.requests if r.path.startswith("/chat/findMessages/")]
+    assert len(sends) == 1
+    assert len(looked_up) == 1
+    message = Message.objects.get()
+    assert (message.status, message.attempts) == (Message.Status.ANSWERED, 2)
+    assert message.reply_whatsapp_id == "SENT-1"
+    assert len(agent.requests) == 1
+
+
+def test_a_send_that_never_connected_is_tried_again_without_a_lookup(agent, tenant_at, settings):
+    settings.RETRY_WINDOW_SECONDS = 0.3
+    tenant_at(name="acme", evolution_url=f"http://127.0.0.1:{closed_port()}")
+
+    post_webhook("acme", evolution_payload("text_pn"))
+    answer_all()
+
+    message = Message.objects.get()
+    assert message.status == Message.Status.FAILED
+    assert message.attempts >= 2
+    assert "cannot reach Evolution" in message.last_error
+    # Nothing reached Evolution, so nothing was looked up before each new try.
+    assert message.send_started_at is None
