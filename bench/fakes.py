@@ -7,7 +7,7 @@ benchmark compares it with its own request start times.
 
     POST /api/v1/agent/{agent}/run       {"message": <message_content>} after `agent_delay`
     POST /message/sendText/{instance}    records (text, arrival time); 201 {"key": {"id": ..}}
-    POST /chat/findMessages/{instance}   an empty page of messages
+    POST /chat/findMessages/{instance}   the texts sent to that chat, as Evolution lists them
     POST /chat/sendPresence/{instance}   201 {}
     POST /_bench/config                  {"agent_delay": seconds}; also forgets the sends
     GET  /_bench/wait?count=N&timeout=T  waits until N sends arrived (or T s passed), then
@@ -44,6 +44,8 @@ class FakeGateways:
         self.agent_delay = 0.0
         self.agent_calls = 0
         self.sends: list[tuple[str, float]] = []
+        # What each chat was sent, for findMessages: a send that timed out is looked up there.
+        self.stored: dict[str, list[dict[str, Any]]] = {}
         self._arrived: asyncio.Event | None = None  # made on the server's own loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,9 +63,18 @@ class FakeGateways:
 
     async def route(self, method: str, path: str, body: bytes, scope: Scope) -> tuple[int, Any]:
         if method == "POST" and path.startswith("/message/sendText/"):
-            self.sends.append((str(json.loads(body).get("text", "")), time.monotonic()))
+            sent = json.loads(body)
+            self.sends.append((str(sent.get("text", "")), time.monotonic()))
             self._wake()
-            return 201, {"key": {"id": f"SENT{len(self.sends)}"}, "status": "PENDING"}
+            key = {"id": f"SENT{len(self.sends)}", "fromMe": True}
+            self.stored.setdefault(str(sent.get("number", "")), []).append(
+                {
+                    "key": key,
+                    "message": {"conversation": sent.get("text", "")},
+                    "messageTimestamp": int(time.time()),
+                }
+            )
+            return 201, {"key": key, "status": "PENDING"}
         if method == "POST" and path.startswith("/api/v1/agent/") and path.endswith("/run"):
             self.agent_calls += 1
             content = json.loads(body).get("message_content", "")
@@ -71,12 +82,15 @@ class FakeGateways:
                 await asyncio.sleep(self.agent_delay)
             return 200, {"message": content}
         if method == "POST" and path.startswith("/chat/findMessages/"):
-            return 200, NO_MESSAGES
+            jid = json.loads(body).get("where", {}).get("key", {}).get("remoteJid", "")
+            records = self.stored.get(str(jid).partition("@")[0], [])[::-1]
+            return 200, {"messages": {**NO_MESSAGES["messages"], "records": records}}
         if method == "POST" and path.startswith("/chat/sendPresence/"):
             return 201, {}
         if method == "POST" and path == "/_bench/config":
             self.agent_delay = float(json.loads(body).get("agent_delay", 0.0))
             self.sends.clear()
+            self.stored.clear()
             self.agent_calls = 0
             return 200, {"agent_delay": self.agent_delay}
         if method == "GET" and path == "/_bench/wait":

@@ -66,6 +66,8 @@ def test_a_worker_killed_with_500_conversations_in_flight_loses_none(tmp_path):
         wait_until(all_answered, 60, "every message answered", survivor, explain=unanswered)
 
     sends = [r for r in evolution.requests if r.path.startswith("/message/sendText/")]
+    # A send the victim was still writing when it died reached no one: it is sent again.
+    sends = [r for r in sends if r.body]
     assert sorted(r.body["text"] for r in sends) == sorted(f"re: #{n}" for n in range(IN_FLIGHT))
     asked = [r.body["message_content"] for r in agent.requests if r.body]
     asked_twice = {text for text in asked if asked.count(text) == 2}

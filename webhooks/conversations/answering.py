@@ -8,13 +8,14 @@ connections.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
 
 from omnihub.db_threads import run_in_db_thread
-from webhooks.conversations import progress
+from webhooks.conversations import leases, progress
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.integrations.agents import client as agents
 from webhooks.integrations.agents.requests import agent_request
@@ -27,20 +28,25 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Answerer:
-    """What answering needs from its worker: who it is, and the HTTP client it shares."""
+    """What answering needs from its worker: who it is, the HTTP client it shares, and whether
+    it is still taking up new messages (not once it was told to stop)."""
 
     worker_id: str
     client: httpx.AsyncClient
+    taking_up_messages: Callable[[], bool] = lambda: True
 
     async def answer_conversation(self, conversation_id: int) -> int:
         """Answer the chat's pending messages until none is left to answer now; returns how
-        many were taken up."""
+        many were taken up. A worker told to stop finishes the message under way, then hands
+        the chat back for another worker."""
         done = 0
-        while message := await run_in_db_thread(
-            progress.begin_next, conversation_id, self.worker_id
-        ):
+        while self.taking_up_messages():
+            message = await run_in_db_thread(progress.begin_next, conversation_id, self.worker_id)
+            if message is None:
+                return done
             await self.answer(message)
             done += 1
+        await run_in_db_thread(leases.release, self.worker_id, [conversation_id])
         return done
 
     async def answer(self, message: Message) -> None:

@@ -13,6 +13,7 @@ the new message; or the holder hands back first, and the webhook's write, applie
 as the holder left it, marks the chat ready again. No message is stranded in between.
 """
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -59,8 +60,11 @@ def note_message(conversation_id: int, *, now: datetime) -> None:
     Conversation.objects.filter(pk=conversation_id).update(last_message_at=now)
 
 
-def claim_ready(worker_id: str, *, limit: int, lease_seconds: float) -> list[int]:
-    """Lease up to `limit` ready conversations to `worker_id`, the longest waiting first.
+def claim_ready(
+    worker_id: str, *, limit: int, lease_seconds: float, holding: Collection[int] = ()
+) -> list[int]:
+    """Lease up to `limit` ready conversations to `worker_id`, the longest waiting first, none
+    of those it is `holding` (its own lease may have run out while it is still answering).
 
     On PostgreSQL, SKIP LOCKED lets workers on several machines claim side by side, never the
     same chat; SQLite runs one write transaction at a time, so claims there take turns.
@@ -69,6 +73,7 @@ def claim_ready(worker_id: str, *, limit: int, lease_seconds: float) -> list[int
     with transaction.atomic():
         claimable = (
             Conversation.objects.filter(ready(now))
+            .exclude(pk__in=holding)
             .order_by("ready_at")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)

@@ -20,7 +20,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from omnihub.db_threads import run_in_db_thread
@@ -77,16 +77,16 @@ class Worker:
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self._on_signal, signum)
-        listening = threading.Event()
+        stop_listening = threading.Event()
         listener = threading.Thread(
             target=wakeup.listen,
-            args=(lambda: loop.call_soon_threadsafe(self._wake.set), listening),
+            args=(lambda: loop.call_soon_threadsafe(self._wake.set), stop_listening),
             name="wake-up",
             daemon=True,
         )
         listener.start()
         async with transport.new_client() as client:
-            answerer = Answerer(self.id, client)
+            answerer = Answerer(self.id, client, lambda: not self._stop.is_set())
             heartbeat = asyncio.create_task(self._renew_leases())
             logger.info("worker %s started: up to %d conversations", self.id, self.concurrency)
             self.started.set()
@@ -95,7 +95,7 @@ class Worker:
                 await self._finish_in_flight()
             finally:
                 heartbeat.cancel()
-                listening.set()
+                stop_listening.set()
         await asyncio.to_thread(listener.join)
         logger.info("worker %s stopped", self.id)
 
@@ -143,7 +143,7 @@ class Worker:
             return 0
         claimed = await run_in_db_thread(
             leases.claim_ready, self.id, limit=min(room, CLAIM_BATCH),
-            lease_seconds=self.lease_seconds,
+            lease_seconds=self.lease_seconds, holding=list(self.in_flight),
         )  # fmt: skip
         for conversation_id in claimed:
             task = asyncio.create_task(answerer.answer_conversation(conversation_id))
@@ -153,7 +153,10 @@ class Worker:
         return len(claimed)
 
     def _done(self, conversation_id: int, task: asyncio.Task[int]) -> None:
-        del self.in_flight[conversation_id]
+        # The chat may have been handed back, made ready and claimed again by a new task
+        # before this one's callback runs: only forget this task.
+        if self.in_flight.get(conversation_id) is task:
+            del self.in_flight[conversation_id]
         self._wake.set()  # room for another
         if not self.in_flight:
             self.idle.set()
@@ -179,8 +182,10 @@ class Worker:
                 renewed = time.monotonic()
                 continue
             try:
-                kept = await run_in_db_thread(
-                    leases.renew, self.id, held, lease_seconds=self.lease_seconds
+                # A thread of its own, not the database threads: their queue may be long
+                # under load, and the leases must not run out while it drains.
+                kept = await asyncio.to_thread(
+                    _renew, self.id, held, lease_seconds=self.lease_seconds
                 )
                 renewed = time.monotonic()
             except DatabaseError:
@@ -206,3 +211,10 @@ class Worker:
         if cut_short:
             released = await run_in_db_thread(leases.release, self.id, cut_short)
             logger.warning("handed back %d conversations cut short", released)
+
+
+def _renew(worker_id: str, conversation_ids: list[int], *, lease_seconds: float) -> set[int]:
+    try:
+        return leases.renew(worker_id, conversation_ids, lease_seconds=lease_seconds)
+    finally:
+        close_old_connections()

@@ -37,6 +37,13 @@ def test_a_chat_whose_lease_expired_is_claimable_again_without_a_sweep():
     assert leases.claim_ready("w1", limit=10, lease_seconds=60) == [chat.pk]
 
 
+def test_a_worker_does_not_claim_again_a_chat_it_is_still_answering():
+    chat = ready_chat(lease_owner="w1", leased_until=timezone.now() - timedelta(seconds=1))
+
+    assert leases.claim_ready("w1", limit=10, lease_seconds=60, holding=[chat.pk]) == []
+    assert leases.claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
+
+
 def test_a_chat_not_ready_or_ready_later_is_not_claimed():
     ConversationFactory.create(ready_at=None)
     ConversationFactory.create(ready_at=timezone.now() + timedelta(minutes=1))

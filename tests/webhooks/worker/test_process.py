@@ -127,3 +127,23 @@ def test_a_worker_drops_a_chat_another_worker_took_over(agent, evolution, tenant
     assert dropped
     assert evolution.requests == []
     assert Message.objects.get().reply_text is None
+
+
+def test_a_worker_told_to_stop_takes_up_no_further_message_of_a_chat(agent, evolution, tenant_at):
+    tenant_at(name="acme")
+    thinking = threading.Event()
+    agent.responder = lambda run: thinking.wait(10) and agent.default
+    post_webhook("acme", text_in_chat("5511900000001", "first", "M-1"))
+    post_webhook("acme", text_in_chat("5511900000001", "second", "M-2"))
+    worker = a_worker(grace_seconds=30)
+
+    with running(worker):
+        agent.wait_for(1)
+        worker.stop()
+        thinking.set()
+
+    assert len(agent.requests) == 1  # the second is left for the next worker, at once
+    chat = Conversation.objects.get()
+    assert (chat.lease_owner, chat.ready_at is not None) == ("", True)
+    answer_all()
+    assert [s.body["text"] for s in evolution.requests] == ["Olá! Abrimos às 9h."] * 2
