@@ -15,7 +15,7 @@ import httpx
 from django.conf import settings
 
 from omnihub.db_threads import run_in_db_thread
-from webhooks.conversations import leases, progress
+from webhooks.conversations import progress
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.integrations.agents import client as agents
 from webhooks.integrations.agents.requests import agent_request
@@ -40,13 +40,12 @@ class Answerer:
         many were taken up. A worker told to stop finishes the message under way, then hands
         the chat back for another worker."""
         done = 0
-        while self.taking_up_messages():
-            message = await run_in_db_thread(progress.begin_next, conversation_id, self.worker_id)
-            if message is None:
-                return done
+        while message := await run_in_db_thread(
+            progress.begin_next, conversation_id, self.worker_id,
+            stopping=not self.taking_up_messages(),
+        ):  # fmt: skip
             await self.answer(message)
             done += 1
-        await run_in_db_thread(leases.release, self.worker_id, [conversation_id])
         return done
 
     async def answer(self, message: Message) -> None:

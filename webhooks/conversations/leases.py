@@ -70,15 +70,18 @@ def claim_ready(
     same chat; SQLite runs one write transaction at a time, so claims there take turns.
     """
     now = timezone.now()
+    claimable = Conversation.objects.filter(ready(now)).exclude(pk__in=holding)
+    # Looked at first outside a transaction: on SQLite a write transaction takes the database's
+    # one write lock, which the webhooks storing messages wait for.
+    if not claimable.exists():
+        return []
     with transaction.atomic():
-        claimable = (
-            Conversation.objects.filter(ready(now))
-            .exclude(pk__in=holding)
-            .order_by("ready_at")
+        locked = (
+            claimable.order_by("ready_at")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )
-        claimed = list(claimable[:limit])
+        claimed = list(locked[:limit])
         if claimed:
             Conversation.objects.filter(pk__in=claimed).update(
                 lease_owner=worker_id, leased_until=now + timedelta(seconds=lease_seconds)
@@ -87,13 +90,12 @@ def claim_ready(
 
 
 def renew(worker_id: str, conversation_ids: list[int], *, lease_seconds: float) -> set[int]:
-    """Extend the leases `worker_id` still owns among `conversation_ids`; returns those."""
+    """Extend the leases `worker_id` owns among `conversation_ids`; returns those another
+    worker took over meanwhile (those handed back, by their owner, are neither)."""
     now = timezone.now()
-    owned = Conversation.objects.filter(pk__in=conversation_ids, lease_owner=worker_id)
-    with transaction.atomic():
-        held = set(owned.values_list("pk", flat=True))
-        owned.update(leased_until=now + timedelta(seconds=lease_seconds))
-    return held
+    chats = Conversation.objects.filter(pk__in=conversation_ids)
+    chats.filter(lease_owner=worker_id).update(leased_until=now + timedelta(seconds=lease_seconds))
+    return set(chats.exclude(lease_owner__in=[worker_id, ""]).values_list("pk", flat=True))
 
 
 def lock_if_held(conversation_id: int, worker_id: str) -> bool:

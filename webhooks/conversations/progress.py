@@ -21,9 +21,10 @@ logger = logging.getLogger(__name__)
 Status = Message.Status
 
 
-def begin_next(conversation_id: int, worker_id: str) -> Message | None:
+def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) -> Message | None:
     """The chat's next message to answer, in arrival order, marked processing; None when there
-    is none to answer now, and the chat has been handed back.
+    is none to answer now (or the worker is `stopping`), and the chat has been handed back,
+    ready again when its next message is due.
 
     A message waiting for its retry holds back the messages behind it: the agent never sees a
     chat out of order."""
@@ -38,9 +39,12 @@ def begin_next(conversation_id: int, worker_id: str) -> Message | None:
             .order_by("id")
             .first()
         )
-        if message is None or (message.next_attempt_at and message.next_attempt_at > now):
-            ready_at = message.next_attempt_at if message else None
-            leases.hand_back(conversation_id, worker_id, ready_at=ready_at)
+        if message is None:
+            leases.hand_back(conversation_id, worker_id, ready_at=None)
+            return None
+        due = message.next_attempt_at or now
+        if due > now or stopping:
+            leases.hand_back(conversation_id, worker_id, ready_at=due)
             return None
         message.status = Status.PROCESSING
         message.attempts += 1

@@ -157,7 +157,8 @@ class Worker:
         # before this one's callback runs: only forget this task.
         if self.in_flight.get(conversation_id) is task:
             del self.in_flight[conversation_id]
-        self._wake.set()  # room for another
+        if len(self.in_flight) == self.concurrency - 1:
+            self._wake.set()  # it was full: room for another now
         if not self.in_flight:
             self.idle.set()
         if task.cancelled():
@@ -184,18 +185,17 @@ class Worker:
             try:
                 # A thread of its own, not the database threads: their queue may be long
                 # under load, and the leases must not run out while it drains.
-                kept = await asyncio.to_thread(
+                lost = await asyncio.to_thread(
                     _renew, self.id, held, lease_seconds=self.lease_seconds
                 )
                 renewed = time.monotonic()
             except DatabaseError:
                 logger.exception("renewing leases failed")
-                if time.monotonic() - renewed > self.lease_seconds * 0.75:
-                    # Other workers will soon see these leases expire and take the chats.
-                    kept = set()
-                else:
+                if time.monotonic() - renewed < self.lease_seconds * 0.75:
                     continue
-            for conversation_id in set(held) - kept:
+                # Other workers will soon see these leases expire and take the chats.
+                lost = set(held)
+            for conversation_id in lost:
                 if task := self.in_flight.get(conversation_id):
                     logger.warning("conversation %s: lease lost, dropping it", conversation_id)
                     task.cancel()

@@ -71,13 +71,13 @@ def test_a_new_message_keeps_a_retry_time_already_set():
     assert chat.last_message_at is not None
 
 
-def test_renewing_keeps_only_the_leases_still_owned():
+def test_renewing_extends_the_leases_still_owned_and_names_those_taken_over():
     mine = ready_chat()
     taken = ready_chat()
     leases.claim_ready("w1", limit=10, lease_seconds=1)
     Conversation.objects.filter(pk=taken.pk).update(lease_owner="w2")
 
-    assert leases.renew("w1", [mine.pk, taken.pk], lease_seconds=60) == {mine.pk}
+    assert leases.renew("w1", [mine.pk, taken.pk], lease_seconds=60) == {taken.pk}
     mine.refresh_from_db()
     assert mine.leased_until is not None
     assert mine.leased_until > timezone.now() + timedelta(seconds=30)
