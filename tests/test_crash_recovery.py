@@ -74,7 +74,9 @@ def test_a_worker_killed_with_500_conversations_in_flight_loses_none(tmp_path):
     assert len(asked) == IN_FLIGHT + THINKING
     assert asked_twice == {f"#{n}" for n in range(IN_FLIGHT) if n % 2}
     messages = Message.objects.all()
-    assert {(m.status, m.attempts) for m in messages} == {(Message.Status.ANSWERED, 2)}
+    # Two tries each at least: the victim's and the survivor's (a connection the loaded machine
+    # refused is one more, never one more reply).
+    assert all(m.status == Message.Status.ANSWERED and m.attempts >= 2 for m in messages)
     assert all(m.reply_whatsapp_id.startswith("SENT-") for m in messages)
 
 

@@ -81,11 +81,13 @@ def store_message(
     try:
         with transaction.atomic():
             message.conversation_id = remembered or _conversation_id(tenant, incoming.chat_jid)
-            message.save(force_insert=True)
+            # The conversation's row first, then the message's unique key, in every transaction:
+            # two deliveries of one message taking them in opposite orders would deadlock.
             if reason:
                 leases.note_message(message.conversation_id, now=now)
             else:
                 leases.mark_ready(message.conversation_id, now=now)
+            message.save(force_insert=True)
         if remembered is None:
             # Only once committed: a rolled-back conversation must not be remembered.
             conversation_id = message.conversation_id
