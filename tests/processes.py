@@ -74,7 +74,7 @@ def child_env(**overrides: str) -> dict[str, str]:
         "RETRY_BASE_DELAY": "0.05",
         "RETRY_MAX_DELAY": "0.2",
         "EVOLUTION_TIMEOUT": "2",
-        "LEASE_SECONDS": "2",
+        "LEASE_SECONDS": "5",
         **overrides,
     }
 
