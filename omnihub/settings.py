@@ -196,6 +196,12 @@ DB_THREADS = env.int(
 
 # Requests a web process lets into Django at once (each holds a thread); the rest queue.
 WEB_MAX_REQUESTS = env.int("WEB_MAX_REQUESTS", default=32)
+# Seconds a request's whole body has to arrive in (else 408), before it takes one of those
+# places; connections a web process keeps open at once (beyond: 503), and seconds an idle
+# keep-alive connection stays open: a stalled client costs a connection, never the server.
+WEB_BODY_TIMEOUT = env.float("WEB_BODY_TIMEOUT", default=10.0)
+WEB_MAX_CONNECTIONS = env.int("WEB_MAX_CONNECTIONS", default=1000)
+WEB_KEEP_ALIVE_SECONDS = env.int("WEB_KEEP_ALIVE_SECONDS", default=5)
 
 # Per-process memory by default; set CACHE_URL (e.g. redis://127.0.0.1:6379/1) to share it, so a
 # tenant changed through one process is seen at once by all.
