@@ -7,10 +7,12 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from ninja import NinjaAPI
+from ninja.parser import Parser
 from ninja.security import APIKeyHeader, HttpBearer
 
 from instances.api import router as instances_router
 from instances.services import InstanceExistsError, InstanceNotFoundError
+from omnihub.json_input import InvalidJsonError, decode_json, is_storable
 from webhooks.api import router as messages_router
 from webhooks.conversations.retries import MessageNotRetryableError
 from webhooks.selectors import MessageNotFoundError
@@ -42,12 +44,25 @@ class BearerAuth(HttpBearer):
         return _is_valid_api_key(token)
 
 
+class JsonParser(Parser):
+    """Request bodies read as the webhooks' are (omnihub.json_input), and refused (ninja answers
+    400) when a string holds what no column stores: a person or a script sent it, and can fix
+    it, so it is not changed behind their back."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        body = decode_json(request.body)
+        if not is_storable(body):
+            raise InvalidJsonError("a string holds a NUL character or a lone surrogate")
+        return body
+
+
 api = NinjaAPI(
     title="Omnihub",
     version="1",
     urls_namespace="api",
     docs_url="/docs",
     auth=[ApiKeyHeaderAuth(), BearerAuth()],
+    parser=JsonParser(),
 )
 api.add_router("/instances", instances_router)
 api.add_router("/messages", messages_router)

@@ -118,6 +118,8 @@ STORAGES = {
 
 # Webhooks carry base64 media; Evolution's own limit is well under this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A page of the message log: larger requests get 422, not a query the database cannot run.
+NINJA_PAGINATION_MAX_LIMIT = 1000
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
