@@ -34,6 +34,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later get_host() can then trust the Host header.
+    "omnihub.middleware.AllowedHostsMiddleware",
+    "omnihub.middleware.NulInUrlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "omnihub.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -98,3 +98,13 @@ def test_a_body_the_database_cannot_store_is_a_400(api_client, body):
     assert response.status_code == 400
     assert response.json()["detail"]
     assert not InstanceConfig.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/instances/ac%00me", "/api/v1/messages?instance=ac%00me", "/admin/?q=%00"]
+)
+def test_a_nul_anywhere_in_the_url_is_a_400(api_client, url):
+    response = api_client.get(url)
+
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]

@@ -143,6 +143,13 @@ def test_a_tenant_name_no_tenant_can_have_is_not_found(acme, name):
     assert response.status_code == 404
 
 
+def test_a_nul_in_the_tenant_name_is_answered_400(acme):
+    response = post_json("/webhook/evolution/ac%00me", evolution_payload("text_pn"))
+
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]
+
+
 def test_an_error_storing_a_message_is_not_reported_as_an_unknown_tenant(acme, caplog):
     refused = IntegrityError("CHECK constraint failed")
     with mock.patch.object(Message, "save", side_effect=refused):
