@@ -1,5 +1,6 @@
 """Omnihub settings: the only module that reads the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "omnihub",
     "instances",
     "webhooks",
@@ -46,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "omnihub.middleware.JsonApiErrorsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out admin login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omnihub.urls"
@@ -101,6 +105,21 @@ else:
         "timeout": 30,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out address before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Wrong admin passwords and REST API keys (omnihub.auth_failures) from one client address
+# (REMOTE_ADDR: behind a proxy, uvicorn sets it from X-Forwarded-For when FORWARDED_ALLOW_IPS
+# names the proxy) lock that address out for AXES_COOLOFF_TIME; the count is kept in the
+# database, so every process sees it.
+AXES_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AUTH_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "omnihub.auth_failures.lockout_response"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
