@@ -1,6 +1,9 @@
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Field, Schema
+from pydantic import field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from instances.models import NAME_PATTERN, InstanceConfig
 from instances.secrets import mask_secret
@@ -20,17 +23,32 @@ class InstanceIn(Schema):
 
 
 class InstanceUpdate(Schema):
-    """Every field optional: only the fields sent change. A blank secret keeps the stored one."""
+    """Every field optional: only the fields sent change. A blank or null secret keeps the
+    stored one; any other field may be left out, but not sent as null (SkipJsonSchema: the
+    None that stands for "not sent" stays out of the schema)."""
 
-    evolution_url: str | None = None
+    evolution_url: str | SkipJsonSchema[None] = None
     evolution_key: str | None = None
-    whatsapp_instance: str | None = Field(default=None, min_length=1, max_length=100)
-    session_id_prefix: str | None = Field(default=None, max_length=100)
-    agent_api_url: str | None = None
+    whatsapp_instance: str | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=100
+    )
+    session_id_prefix: str | SkipJsonSchema[None] = Field(default=None, max_length=100)
+    agent_api_url: str | SkipJsonSchema[None] = None
     agent_api_key: str | None = None
-    default_agent: str | None = Field(default=None, min_length=1, max_length=100)
-    agent_timeout: int | None = Field(default=None, ge=1, le=3600)
-    is_default: bool | None = None
+    default_agent: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=100)
+    # On the int itself: on the union, the schema would show "ge"/"le", not minimum/maximum.
+    agent_timeout: Annotated[int, Field(ge=1, le=3600)] | SkipJsonSchema[None] = None
+    is_default: bool | SkipJsonSchema[None] = None
+
+    @field_validator(
+        "evolution_url", "whatsapp_instance", "session_id_prefix", "agent_api_url",
+        "default_agent", "agent_timeout", "is_default", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
 
 class InstanceOut(Schema):

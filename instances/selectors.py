@@ -5,13 +5,14 @@ hold secrets. Every write through instances.services forgets the entries it affe
 process's copy lives at most TENANT_CACHE_SECONDS unless the cache is shared.
 """
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
 
-from instances.models import InstanceConfig
+from instances.models import NAME_PATTERN, InstanceConfig
 
 _DEFAULT = "omnihub:tenant-default"
 
@@ -30,6 +31,10 @@ class TenantNotFoundError(Exception):
 
 
 def find_tenant(name: str) -> TenantRef:
+    # A name from a URL that no tenant can have is not looked up: nor cached under a key it
+    # chose, nor sent to a database that refuses some characters (PostgreSQL: NUL).
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise TenantNotFoundError(name)
     key = _name_key(name)
     tenant: TenantRef | None = cache.get(key)
     if tenant is None:

@@ -122,8 +122,11 @@ def set_default_instance(instance: InstanceConfig) -> InstanceConfig:
         InstanceConfig.objects.filter(is_default=True).exclude(pk=instance.pk).update(
             is_default=False
         )
-        InstanceConfig.objects.filter(pk=instance.pk).update(is_default=True)
-    instance.refresh_from_db()
+        if not InstanceConfig.objects.filter(pk=instance.pk).update(is_default=True):
+            # Deleted since it was read: rolled back, the old default stays the default.
+            raise InstanceNotFoundError(instance.name)
+        # Read in the transaction, where the updated row is locked: a delete now waits.
+        instance.refresh_from_db()
     _forget(instance)
     logger.info("default instance is now %s", instance.name)
     return instance

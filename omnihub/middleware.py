@@ -1,17 +1,84 @@
 """Middleware that works both ways, sync and async.
 
 Under ASGI one sync-only middleware makes Django hop to a thread and back for every request,
-webhooks included; both classes here keep async requests on the event loop.
+webhooks included; every class here keeps async requests on the event loop.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
+from django.utils.log import log_response
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+logger = logging.getLogger(__name__)
+
+
+class _RequestGuard:
+    """Answers a request itself when `refusal` returns a response, else passes it on."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def refusal(self, request: HttpRequest) -> HttpResponseBase | None:
+        raise NotImplementedError
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        refusal = self.refusal(request)
+        if self.is_async:
+            return self._acall(request, refusal)
+        return self.get_response(request) if refusal is None else refusal
+
+    async def _acall(
+        self, request: HttpRequest, refusal: HttpResponseBase | None
+    ) -> HttpResponseBase:
+        if refusal is not None:
+            return refusal
+        response = self.get_response(request)
+        assert not isinstance(response, HttpResponseBase)
+        return await response
+
+
+class AllowedHostsMiddleware(_RequestGuard):
+    """A Host not in ALLOWED_HOSTS gets a JSON 400 and one warning line. Django would log an
+    error with a traceback for each such request: a gateway pointed at the wrong name (e.g.
+    Evolution in Docker calling http://omnihub:8000) would bury the log in them. First in
+    MIDDLEWARE, so every later `get_host()` succeeds."""
+
+    def refusal(self, request: HttpRequest) -> HttpResponseBase | None:
+        try:
+            request.get_host()
+        except DisallowedHost as error:
+            detail = "this server does not answer to that host name (see ALLOWED_HOSTS)"
+            response = JsonResponse({"detail": detail}, status=400)
+            # Logged as Django logs every 4xx, which then does not log it a second time.
+            log_response(
+                "%s", error, response=response, request=request, logger=logger, level="warning"
+            )
+            return response
+        return None
+
+
+class NulInUrlMiddleware(_RequestGuard):
+    """A URL with a NUL character is answered 400: no route takes one, and PostgreSQL refuses
+    NULs in text, so a path or query parameter carrying one would end as a 500."""
+
+    def refusal(self, request: HttpRequest) -> HttpResponseBase | None:
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            return JsonResponse({"detail": "the URL has a NUL character"}, status=400)
+        return None
 
 
 class JsonApiErrorsMiddleware:

@@ -1,5 +1,6 @@
 """Omnihub settings: the only module that reads the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
@@ -28,12 +29,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "omnihub",
     "instances",
     "webhooks",
 ]
 
 MIDDLEWARE = [
+    # First: every later get_host() can then trust the Host header.
+    "omnihub.middleware.AllowedHostsMiddleware",
+    "omnihub.middleware.NulInUrlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "omnihub.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -43,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "omnihub.middleware.JsonApiErrorsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out admin login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omnihub.urls"
@@ -99,6 +106,23 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out address before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Wrong admin passwords and REST API keys (omnihub.auth_failures) from one client address
+# (REMOTE_ADDR: behind a proxy, uvicorn sets it from X-Forwarded-For when FORWARDED_ALLOW_IPS
+# names the proxy) lock that address out for AXES_COOLOFF_TIME; the count is kept in the
+# database, so every process sees it.
+AXES_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AUTH_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "omnihub.auth_failures.lockout_response"
+# No banner on every command's start; failures still log their address and path.
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -118,6 +142,8 @@ STORAGES = {
 
 # Webhooks carry base64 media; Evolution's own limit is well under this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A page of the message log: larger requests get 422, not a query the database cannot run.
+NINJA_PAGINATION_MAX_LIMIT = 1000
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
@@ -196,6 +222,12 @@ DB_THREADS = env.int(
 
 # Requests a web process lets into Django at once (each holds a thread); the rest queue.
 WEB_MAX_REQUESTS = env.int("WEB_MAX_REQUESTS", default=32)
+# Seconds a request's whole body has to arrive in (else 408), before it takes one of those
+# places; connections a web process keeps open at once (beyond: 503), and seconds an idle
+# keep-alive connection stays open: a stalled client costs a connection, never the server.
+WEB_BODY_TIMEOUT = env.float("WEB_BODY_TIMEOUT", default=10.0)
+WEB_MAX_CONNECTIONS = env.int("WEB_MAX_CONNECTIONS", default=1000)
+WEB_KEEP_ALIVE_SECONDS = env.int("WEB_KEEP_ALIVE_SECONDS", default=5)
 
 # Per-process memory by default; set CACHE_URL (e.g. redis://127.0.0.1:6379/1) to share it, so a
 # tenant changed through one process is seen at once by all.

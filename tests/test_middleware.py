@@ -1,11 +1,15 @@
 """Both middlewares answer alike on Django's sync (WSGI) and async (ASGI) paths."""
 
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.test import AsyncClient, Client, RequestFactory
 
-from omnihub.middleware import StaticFilesMiddleware
+from omnihub.middleware import AllowedHostsMiddleware, StaticFilesMiddleware
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +41,11 @@ def test_other_404s_are_left_as_django_makes_them(client_class):
 
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+def as_async(middleware: Any) -> Callable[[HttpRequest], Awaitable[HttpResponseBase]]:
+    """The middleware as Django calls it on its async path (its __call__ returns a coroutine)."""
+    return cast(Callable[[HttpRequest], Awaitable[HttpResponseBase]], middleware)
 
 
 @pytest.fixture
@@ -81,3 +90,37 @@ def test_it_still_serves_sync_requests(static_files):
     assert static.status_code == 200
     assert isinstance(other, HttpResponse)
     assert other.content == b"app"
+
+
+def test_a_host_not_allowed_gets_a_json_400_and_one_warning_line(caplog):
+    client = Client(headers={"Host": "omnihub:8000"})
+
+    response = client.post("/webhook/evolution/acme", {}, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "ALLOWED_HOSTS" in response.json()["detail"]
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "omnihub:8000" in record.getMessage()
+    assert record.exc_info is None
+
+
+def test_a_host_not_allowed_is_refused_on_the_async_path_too():
+    async def app(request: HttpRequest) -> HttpResponse:
+        raise AssertionError("a request for another host must not reach the app")
+
+    request = RequestFactory().get("/health", HTTP_HOST="omnihub:8000")
+
+    response = async_to_sync(as_async(AllowedHostsMiddleware(app)))(request)
+
+    assert response.status_code == 400
+
+
+def test_an_allowed_host_goes_on_to_the_app():
+    async def app(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("app")
+
+    response = async_to_sync(as_async(AllowedHostsMiddleware(app)))(RequestFactory().get("/health"))
+
+    assert isinstance(response, HttpResponse)
+    assert response.content == b"app"

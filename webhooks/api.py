@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from webhooks import selectors
@@ -17,8 +17,14 @@ class MessageFilters(Schema):
     phone: str | None = None
 
 
+class MessagePages(LimitOffsetPagination):
+    class Input(LimitOffsetPagination.Input):
+        # SQL's OFFSET is a 64-bit integer: a larger one is a 422, not a database error.
+        offset: int = Field(0, ge=0, le=2**63 - 1)
+
+
 @router.get("", response=list[MessageOut])
-@paginate(LimitOffsetPagination)
+@paginate(MessagePages)
 def list_messages(request: HttpRequest, filters: Query[MessageFilters]) -> QuerySet[Message]:
     return selectors.find_messages(
         instance=filters.instance, status=filters.status, phone=filters.phone

@@ -10,7 +10,13 @@ class MessageNotFoundError(Exception):
         super().__init__(f"message {message_id} not found")
 
 
+# Ids are 64-bit: a larger one names no message, and SQLite would raise an overflow on it.
+_LARGEST_ID = 2**63 - 1
+
+
 def get_message(message_id: int) -> Message:
+    if not 0 < message_id <= _LARGEST_ID:
+        raise MessageNotFoundError(message_id)
     try:
         return Message.objects.select_related("instance").get(pk=message_id)
     except Message.DoesNotExist:

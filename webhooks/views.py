@@ -7,17 +7,21 @@ The view is async so that a webhook costs no thread of its own: its database wor
 web process's few database threads, which keep their connections (omnihub.db_threads).
 """
 
-import json
+import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from instances.selectors import TenantNotFoundError
 from omnihub.db_threads import run_in_db_thread
+from omnihub.json_input import InvalidJsonError, decode_json
 from webhooks.inbound.intake import handle_webhook_for
+
+logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
@@ -26,17 +30,23 @@ async def evolution_webhook(request: HttpRequest, name: str = "", event: str = "
     if _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return _too_large()
     try:
-        payload = json.loads(request.body)
+        payload = decode_json(request.body)
     except RequestDataTooBig:
         return _too_large()
-    except (UnicodeDecodeError, ValueError):
-        return JsonResponse({"detail": "the body is not valid JSON"}, status=400)
+    except InvalidJsonError as error:
+        return JsonResponse({"detail": str(error)}, status=400)
     if not isinstance(payload, dict):
         return JsonResponse({"detail": "the body must be a JSON object"}, status=400)
     try:
         outcome = await run_in_db_thread(handle_webhook_for, name, event, payload)
     except TenantNotFoundError as error:
         return JsonResponse({"detail": str(error)}, status=404)
+    except DatabaseError:
+        # Not the sender's fault, and maybe passing (the database restarting): a 503, which
+        # Evolution retries, rather than Django's HTML 500.
+        logger.exception("webhook for instance %r not stored", name)
+        detail = "the message could not be stored; send it again later"
+        return JsonResponse({"detail": detail}, status=503)
     return JsonResponse(outcome.as_dict())
 
 

@@ -2,7 +2,8 @@
 
 `data.message` is Baileys' message protobuf rendered as JSON, and its shape changes between
 Evolution versions, so every reader here is forgiving: a field it cannot read becomes an empty
-value, never an error.
+value, never an error. What the readers return can be stored as it is: strings without NULs or
+lone surrogates and no longer than their column, integers within a column's range.
 """
 
 import base64
@@ -12,6 +13,14 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from django.db import models
+
+from omnihub.json_input import storable_text
+from webhooks.models import Message
+
+# What a PositiveBigIntegerField holds on every database: any other value is treated as absent.
+_LARGEST_INT = 2**63 - 1
 
 
 class MessageKind(StrEnum):
@@ -100,7 +109,29 @@ def read_content(message: object, *, message_type: str, context_info: object) ->
 
 
 def read_int(value: object) -> int | None:
-    """An integer in any of Evolution's encodings: number, numeric string or protobuf Long."""
+    """A count, size or timestamp (0 to 2**63 - 1) in any of Evolution's encodings: number,
+    numeric string or protobuf Long. Negative or larger numbers are no size or time: None."""
+    number = _any_int(value)
+    return number if number is not None and 0 <= number <= _LARGEST_INT else None
+
+
+def read_str(value: object, *, column: str = "") -> str:
+    """A string, stripped and made storable; cut to the length of the Message `column` it is
+    stored in, if one is named. Anything else is ""."""
+    if not isinstance(value, str):
+        return ""
+    text = storable_text(value).strip()
+    return fit(text, column) if column else text
+
+
+def fit(text: str, column: str) -> str:
+    """`text` cut to the length of the Message `column` it is stored in."""
+    field = Message._meta.get_field(column)
+    max_length = field.max_length if isinstance(field, models.Field) else None
+    return text[:max_length] if max_length else text
+
+
+def _any_int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -140,14 +171,14 @@ def _kind_and_body(message: dict[str, Any], message_type: str) -> tuple[MessageK
 
 def _text_of(kind: MessageKind, body: Any) -> str:
     if isinstance(body, str):  # "conversation" is the text itself
-        return body.strip()
+        return read_str(body)
     if not isinstance(body, dict):
         return ""
     match kind:
         case MessageKind.TEXT | MessageKind.REACTION:
-            return _str(body.get("text"))
+            return read_str(body.get("text"))
         case MessageKind.IMAGE | MessageKind.VIDEO | MessageKind.DOCUMENT:
-            return _str(body.get("caption"))
+            return read_str(body.get("caption"))
         case MessageKind.LOCATION:
             return _render_location(body)
         case MessageKind.CONTACT:
@@ -167,16 +198,18 @@ def _quoted_text(context_info: object, body: Any) -> str:
 
 def _media(kind: MessageKind, body: Any, outer: dict[str, Any]) -> Media:
     details = body if isinstance(body, dict) else {}
-    encoded = outer.get("base64")
-    encoded = encoded if isinstance(encoded, str) and encoded else None
+    encoded = read_str(outer.get("base64")) or None
     size = _decoded_size(encoded) if encoded else None
     return Media(
-        mimetype=_str(details.get("mimetype")),
+        mimetype=read_str(details.get("mimetype"), column="media_mimetype"),
         base64=encoded,
         # Evolution's own stored copy is plain; WhatsApp's URL needs the media key to decrypt.
-        url=_str(outer.get("mediaUrl")) or _str(details.get("url")) or None,
+        url=read_str(outer.get("mediaUrl")) or read_str(details.get("url")) or None,
         file_name=(
-            _str(details.get("fileName")) or _str(details.get("title"))
+            fit(
+                read_str(details.get("fileName")) or read_str(details.get("title")),
+                "media_file_name",
+            )
             if kind is MessageKind.DOCUMENT
             else ""
         ),
@@ -196,7 +229,10 @@ def _decoded_size(encoded: str) -> int | None:
 def _render_location(body: dict[str, Any]) -> str:
     place = ", ".join(
         part
-        for part in (_str(body.get("name")) or _str(body.get("caption")), _str(body.get("address")))
+        for part in (
+            read_str(body.get("name")) or read_str(body.get("caption")),
+            read_str(body.get("address")),
+        )
         if part
     )
     lat, lng = body.get("degreesLatitude"), body.get("degreesLongitude")
@@ -213,8 +249,8 @@ def _render_contacts(body: dict[str, Any]) -> str:
 
 
 def _render_contact(card: dict[str, Any]) -> str:
-    vcard = _str(card.get("vcard"))
-    name = _str(card.get("displayName"))
+    vcard = read_str(card.get("vcard"))
+    name = read_str(card.get("displayName"))
     if not name and (fn := _VCARD_FN.search(vcard)):
         name = fn.group(1).strip()
     phones = []
@@ -228,7 +264,3 @@ def _render_contact(card: dict[str, Any]) -> str:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _str(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""

@@ -2,6 +2,7 @@
 both in one transaction."""
 
 import copy
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,9 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from instances.models import InstanceConfig
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
+from omnihub.json_input import storable_copy
 from webhooks.conversations import leases
 from webhooks.inbound.parsing import (
     MESSAGES_UPSERT,
@@ -71,7 +74,7 @@ def store_message(
     """Store the message, unique per tenant and WhatsApp id, and, unless it is ignored, mark
     its conversation ready: both or neither."""
     reason = ignore_reason(incoming) or ""
-    key = f"omnihub:conversation:{tenant.id}:{incoming.chat_jid}"
+    key = _conversation_key(tenant, incoming.chat_jid)
     # The id is cached: conversations are deleted only with their tenant, which is then no
     # longer found.
     remembered = cache.get(key)
@@ -95,15 +98,26 @@ def store_message(
                 lambda: cache.set(key, conversation_id, CONVERSATION_CACHE_SECONDS)
             )
     except IntegrityError:
-        if not _is_stored(tenant, incoming):
-            # Not a duplicate: the tenant was deleted after it was looked up.
+        if _is_stored(tenant, incoming):
+            # The same message delivered twice: the other delivery stored it.
+            return WebhookOutcome("duplicate", message_id=incoming.message_id)
+        if not InstanceConfig.objects.filter(pk=tenant.id).exists():
+            # The tenant was deleted after it was looked up.
             forget_tenant(tenant.name)
             raise TenantNotFoundError(tenant.name) from None
-        # The same message delivered twice: the other delivery stored it.
-        return WebhookOutcome("duplicate", message_id=incoming.message_id)
+        # Neither: the message could not be stored, which no "not found" may hide (Evolution
+        # drops a 404 and the message would be lost).
+        raise
     if reason:
         return WebhookOutcome("ignored", reason, incoming.message_id)
     return WebhookOutcome("queued", message_id=incoming.message_id)
+
+
+def _conversation_key(tenant: TenantRef, chat_jid: str) -> str:
+    # A chat JID comes from the body, and memcached refuses keys with spaces, control
+    # characters or over 250 bytes: its digest has none of those.
+    digest = hashlib.blake2b(chat_jid.encode(), digest_size=16).hexdigest()
+    return f"omnihub:conversation:{tenant.id}:{digest}"
 
 
 def _conversation_id(tenant: TenantRef, chat_jid: str) -> int:
@@ -154,7 +168,8 @@ def _message(
 
 
 def _redacted(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as kept for debugging: no API key, and no media bytes (kept apart)."""
+    """The payload as kept for debugging: no API key, no media bytes (kept apart), and every
+    string storable (PostgreSQL's jsonb refuses NULs and lone surrogates)."""
     kept = copy.copy(payload)
     if "apikey" in kept:
         kept["apikey"] = "(removed)"
@@ -162,4 +177,5 @@ def _redacted(payload: dict[str, Any]) -> dict[str, Any]:
     message = data.get("message") if isinstance(data, dict) else None
     if isinstance(data, dict) and isinstance(message, dict) and "base64" in message:
         kept["data"] = {**data, "message": {**message, "base64": "(kept apart)"}}
-    return kept
+    stored: dict[str, Any] = storable_copy(kept)
+    return stored

@@ -2,7 +2,9 @@
 
 Nothing past this module looks at the raw dict. Evolution's fields vary by version (see
 tests/webhooks/fixtures/), so extraction is explicit and forgiving: only a body without a message
-id or chat is unreadable.
+id or chat is unreadable. Every field of an `IncomingMessage` can be stored as it is (see
+`content.read_str`): a value longer than its column is cut, so a hostile body is stored, not
+refused, and Evolution does not send it again and again.
 
 Reference: https://doc.evolution-api.com/v2/en/configuration/webhooks
 """
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from webhooks.inbound.content import Media, MessageKind, read_content, read_int
+from webhooks.inbound.content import Media, MessageKind, fit, read_content, read_int, read_str
 
 __all__ = [
     "MESSAGES_UPSERT",
@@ -27,6 +29,8 @@ __all__ = [
 MESSAGES_UPSERT = "messages.upsert"
 _PHONE_SERVERS = ("s.whatsapp.net", "c.us")
 _STATUS_BROADCAST = "status@broadcast"
+# Longer is no event name: it is cut before it is echoed in answers and logs.
+_EVENT_NAME_LENGTH = 64
 
 
 class UnreadablePayloadError(ValueError):
@@ -83,10 +87,10 @@ def parse_incoming_message(payload: dict[str, Any], *, event_from_url: str = "")
     key = data.get("key")
     if not isinstance(key, dict):
         raise UnreadablePayloadError("data.key is missing or not an object")
-    message_id = _str(key.get("id"))
+    message_id = read_str(key.get("id"), column="whatsapp_id")
     if not message_id:
         raise UnreadablePayloadError("data.key.id is missing")
-    chat_jid = _str(key.get("remoteJid"))
+    chat_jid = read_str(key.get("remoteJid"), column="chat_jid")
     if not chat_jid:
         raise UnreadablePayloadError("data.key.remoteJid is missing")
 
@@ -95,19 +99,21 @@ def parse_incoming_message(payload: dict[str, Any], *, event_from_url: str = "")
     sender = _sender(key, chat_jid, is_group=is_group, is_status_broadcast=is_status_broadcast)
     content = read_content(
         data.get("message"),
-        message_type=_str(data.get("messageType")),
+        message_type=read_str(data.get("messageType")),
         context_info=data.get("contextInfo"),
     )
     return IncomingMessage(
-        instance=_str(payload.get("instance")),
+        instance=read_str(payload.get("instance")),
         message_id=message_id,
         chat_jid=chat_jid,
         phone=sender.phone,
-        reply_to=sender.reply_to,
-        whatsapp_id=f"{sender.phone}@s.whatsapp.net" if sender.phone else chat_jid,
+        reply_to=fit(sender.reply_to, "reply_to"),
+        whatsapp_id=fit(
+            f"{sender.phone}@s.whatsapp.net" if sender.phone else chat_jid, "whatsapp_user_id"
+        ),
         # Read strictly-but-widely: missing an own message would make the agent answer the operator.
         from_me=str(key.get("fromMe")).lower() == "true",
-        push_name=_str(data.get("pushName")),
+        push_name=read_str(data.get("pushName"), column="push_name"),
         participant=sender.participant,
         is_group=is_group,
         is_status_broadcast=is_status_broadcast,
@@ -116,8 +122,8 @@ def parse_incoming_message(payload: dict[str, Any], *, event_from_url: str = "")
         text=content.text,
         quoted_text=content.quoted_text,
         media=content.media,
-        server_url=_str(payload.get("server_url")),
-        apikey=_str(payload.get("apikey")),
+        server_url=read_str(payload.get("server_url"), column="reply_evolution_url"),
+        apikey=read_str(payload.get("apikey")),
     )
 
 
@@ -127,7 +133,7 @@ def _sender(
     if is_group or is_status_broadcast:
         # The chat is not the person: the sender is the participant, which may be a LID whose
         # phone number, when WhatsApp shares it, is in participantAlt (older: participantPn).
-        participant_jid = _str(key.get("participant"))
+        participant_jid = read_str(key.get("participant"))
         phone = _first_phone(key.get("participantAlt"), participant_jid, key.get("participantPn"))
         participant = phone or participant_jid
         # Answering a group means writing to the group.
@@ -143,13 +149,13 @@ def _first_phone(*jids: object) -> str:
 
 def _phone_digits(jid: object) -> str:
     """Digits of a phone JID ("5511…:12@s.whatsapp.net" → "5511…"); "" for LIDs, groups, junk."""
-    if not isinstance(jid, str):
-        return ""
-    user, _, server = jid.strip().partition("@")
+    user, _, server = read_str(jid).partition("@")
     if server and server not in _PHONE_SERVERS:
         return ""
     digits = user.partition(":")[0].removeprefix("+")
-    return digits if digits.isascii() and digits.isdigit() else ""
+    # Cut, a number would be someone else's: one longer than its column is no number.
+    is_number = digits.isascii() and digits.isdigit() and fit(digits, "phone") == digits
+    return digits if is_number else ""
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -163,9 +169,5 @@ def _timestamp(value: object) -> datetime | None:
 
 
 def normalise_event(raw: str) -> str:
-    last_segment = raw.strip().strip("/").rpartition("/")[2]
+    last_segment = read_str(raw).strip("/").rpartition("/")[2][:_EVENT_NAME_LENGTH]
     return last_segment.lower().replace("_", ".").replace("-", ".")
-
-
-def _str(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""

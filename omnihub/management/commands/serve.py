@@ -18,7 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
         web = [sys.executable, "-m", "uvicorn", "omnihub.asgi:application", "--host", host,
-               "--port", str(port), "--lifespan", "off", "--no-access-log"]  # fmt: skip
+               "--port", str(port), "--lifespan", "off", "--no-access-log",
+               # An idle keep-alive connection is closed, and past this many connections new
+               # ones get a 503 at once: clients that connect and wait cost a bounded number
+               # of sockets. (Bodies have their own deadline, in omnihub.asgi.)
+               "--timeout-keep-alive", str(settings.WEB_KEEP_ALIVE_SECONDS),
+               "--limit-concurrency", str(settings.WEB_MAX_CONNECTIONS)]  # fmt: skip
         worker = None if no_worker else [sys.executable, "-m", "omnihub.cli", "worker"]
         self._print_banner(host, port)
         status = Supervisor(web, worker).run()
