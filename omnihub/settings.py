@@ -156,7 +156,12 @@ DEFAULT_INSTANCE = {
     "agent_timeout": env.int("AGENT_API_TIMEOUT", default=60),
     "evolution_url": env.str("EVOLUTION_API_URL", default=""),
     "evolution_key": env.str("EVOLUTION_API_KEY", default=""),
+    # When set, the default tenant requires its webhooks to prove they know it.
+    "webhook_secret": env.str("WEBHOOK_SECRET", default=""),
 }
+# After a tenant's webhook secret is rotated, the previous one still verifies this long, so
+# Evolution can be given the new one without a webhook being refused meanwhile.
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=3600)
 
 # Legacy settings of the single-tenant service, kept so old .env files stay valid.
 EVOLUTION_TRANSCRIPT_API = env.str("EVOLUTION_TRANSCRIPT_API", default="")

@@ -18,6 +18,16 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory[InstanceConfig]):
     default_agent = "assistant"
     agent_timeout = 30
     is_default = False
+    # As tenants made before webhook authentication: the webhook tests send no proof.
+    require_webhook_auth = False
+    webhook_secret = ""
+
+    class Params:
+        # InstanceConfigFactory.create(authenticated=True): as a tenant created today.
+        authenticated = factory.Trait(
+            require_webhook_auth=True,
+            webhook_secret=factory.Sequence(lambda n: f"webhook-secret-{n:04d}-{'s' * 24}"),
+        )
 
 
 class ConversationFactory(factory.django.DjangoModelFactory[Conversation]):
