@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
 from webhooks.conversations import leases
+from webhooks.inbound.authentication import WebhookCredentials, authenticate_webhook
 from webhooks.inbound.parsing import (
     MESSAGES_UPSERT,
     IncomingMessage,
@@ -44,9 +45,13 @@ class WebhookOutcome:
         return answer
 
 
-def handle_webhook_for(name: str, event_from_url: str, payload: dict[str, Any]) -> WebhookOutcome:
-    """A webhook posted to /webhook/evolution[/{name}][/{event}]."""
+def handle_webhook_for(
+    name: str, event_from_url: str, payload: dict[str, Any], credentials: WebhookCredentials
+) -> WebhookOutcome:
+    """A webhook posted to /webhook/evolution[/{name}][/{event}]; WebhookRejectedError, before
+    anything is stored, when it does not prove it comes from the tenant's Evolution."""
     tenant, event_from_url = tenant_and_event(name, event_from_url)
+    authenticate_webhook(tenant, credentials)
     return handle_webhook(tenant, payload, event_from_url=event_from_url)
 
 
