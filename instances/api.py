@@ -3,7 +3,7 @@ from ninja import Router, Status
 
 from instances import services
 from instances.models import InstanceConfig
-from instances.schemas import InstanceIn, InstanceOut, InstanceUpdate
+from instances.schemas import InstanceIn, InstanceOut, InstanceUpdate, WebhookSecretOut
 
 router = Router(tags=["instances"])
 
@@ -38,3 +38,10 @@ def delete_instance(request: HttpRequest, name: str) -> Status[None]:
 @router.post("/{name}/set-default", response=InstanceOut)
 def set_default_instance(request: HttpRequest, name: str) -> InstanceConfig:
     return services.set_default_instance(services.get_instance(name))
+
+
+@router.post("/{name}/rotate-webhook-secret", response=WebhookSecretOut)
+def rotate_webhook_secret(request: HttpRequest, name: str) -> InstanceConfig:
+    """A new webhook secret, shown this once; the previous one keeps working for
+    WEBHOOK_SECRET_GRACE_SECONDS, while Evolution is given the new one."""
+    return services.rotate_webhook_secret(services.get_instance(name))

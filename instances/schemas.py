@@ -1,8 +1,15 @@
 from datetime import datetime
+from typing import Any
 
 from ninja import Field, Schema
 
-from instances.models import NAME_PATTERN, InstanceConfig
+from instances.evolution_webhook import evolution_webhook_config
+from instances.models import (
+    NAME_PATTERN,
+    WEBHOOK_SECRET_MIN_LENGTH,
+    InstanceConfig,
+    previous_secret_valid_until,
+)
 from instances.secrets import mask_secret
 
 
@@ -17,6 +24,10 @@ class InstanceIn(Schema):
     default_agent: str = Field(min_length=1, max_length=100)
     agent_timeout: int = Field(default=60, ge=1, le=3600)
     is_default: bool = False
+    require_webhook_auth: bool = True
+    webhook_secret: str = Field(
+        default="", max_length=500, description="Write-only; shown masked. Generated if not given."
+    )
 
 
 class InstanceUpdate(Schema):
@@ -31,6 +42,12 @@ class InstanceUpdate(Schema):
     default_agent: str | None = Field(default=None, min_length=1, max_length=100)
     agent_timeout: int | None = Field(default=None, ge=1, le=3600)
     is_default: bool | None = None
+    require_webhook_auth: bool | None = None
+    webhook_secret: str | None = Field(
+        default=None,
+        description=f"Write-only; at least {WEBHOOK_SECRET_MIN_LENGTH} characters. The previous "
+        "secret keeps working for WEBHOOK_SECRET_GRACE_SECONDS.",
+    )
 
 
 class InstanceOut(Schema):
@@ -44,6 +61,14 @@ class InstanceOut(Schema):
     default_agent: str
     agent_timeout: int
     is_default: bool
+    require_webhook_auth: bool
+    webhook_authenticated: bool = Field(
+        description="False: this tenant takes webhooks that prove nothing."
+    )
+    webhook_secret: str
+    webhook_rejections: int
+    webhook_last_rejected_at: datetime | None
+    webhook_last_rejection: str
     created_at: datetime
     updated_at: datetime
 
@@ -54,3 +79,30 @@ class InstanceOut(Schema):
     @staticmethod
     def resolve_agent_api_key(obj: InstanceConfig) -> str:
         return mask_secret(obj.agent_api_key)
+
+    @staticmethod
+    def resolve_webhook_secret(obj: InstanceConfig) -> str:
+        return mask_secret(obj.webhook_secret)
+
+    @staticmethod
+    def resolve_webhook_authenticated(obj: InstanceConfig) -> bool:
+        return obj.require_webhook_auth
+
+
+class WebhookSecretOut(Schema):
+    """The answer to a rotation: the only time the new secret is shown."""
+
+    name: str
+    webhook_secret: str = Field(description="The new secret, shown this once.")
+    previous_secret_valid_until: datetime | None
+    evolution_webhook: dict[str, Any] = Field(
+        description="The `webhook` object for Evolution's POST /webhook/set/{instance}."
+    )
+
+    @staticmethod
+    def resolve_previous_secret_valid_until(obj: InstanceConfig) -> datetime | None:
+        return previous_secret_valid_until(obj.webhook_secret_rotated_at)
+
+    @staticmethod
+    def resolve_evolution_webhook(obj: InstanceConfig) -> dict[str, Any]:
+        return evolution_webhook_config(obj, reveal=True)
