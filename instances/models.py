@@ -47,6 +47,13 @@ class InstanceConfig(models.Model):
         "which then replies through the server named in each webhook.",
     )
     evolution_key = EncryptedTextField(blank=True)
+    # Without an Evolution URL, replies go to the server a webhook names, but only to this one
+    # (unless EVOLUTION_TRUSTED_SERVERS lists others): pinned at the first webhook.
+    pinned_evolution_origin = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The Evolution server the first webhook came from; replies go only there.",
+    )
     whatsapp_instance = models.CharField(
         max_length=100, help_text="The instance name on the Evolution server."
     )

@@ -23,8 +23,10 @@ class TenantRef:
     id: int
     name: str
     # The default tenant seeded without an Evolution server answers through the webhook's own.
+    whatsapp_instance: str
     replies_through_webhook: bool
     require_webhook_auth: bool
+    pinned_evolution_origin: str
 
 
 class TenantNotFoundError(Exception):
@@ -54,14 +56,19 @@ def forget_tenant(name: str) -> None:
 
 
 def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
-    row = tenants.values("id", "name", "evolution_url", "require_webhook_auth").first()
+    row = tenants.values(
+        "id", "name", "whatsapp_instance", "evolution_url", "require_webhook_auth",
+        "pinned_evolution_origin",
+    ).first()  # fmt: skip
     if row is None:
         raise TenantNotFoundError(name)
     return TenantRef(
         row["id"],
         row["name"],
+        whatsapp_instance=row["whatsapp_instance"],
         replies_through_webhook=not row["evolution_url"],
         require_webhook_auth=row["require_webhook_auth"],
+        pinned_evolution_origin=row["pinned_evolution_origin"],
     )
 
 

@@ -154,6 +154,36 @@ def record_webhook_rejection(tenant_id: int, reason: str) -> None:
     )
 
 
+def pin_evolution_origin(tenant_id: int, tenant_name: str, origin: str) -> str:
+    """Pin `origin` as the tenant's reply server unless one is pinned already; returns the
+    pinned origin. One conditional UPDATE: of two first webhooks at once, one wins."""
+    pinned = InstanceConfig.objects.filter(pk=tenant_id, pinned_evolution_origin="").update(
+        pinned_evolution_origin=origin
+    )
+    if pinned:
+        _forget_name(tenant_name)
+        logger.warning(
+            "instance %s: replies pinned to %s, the first Evolution server seen; "
+            "EVOLUTION_TRUSTED_SERVERS lists servers explicitly",
+            tenant_name,
+            origin,
+        )
+        return origin
+    current = InstanceConfig.objects.filter(pk=tenant_id).values_list(
+        "pinned_evolution_origin", flat=True
+    )
+    return current.first() or ""
+
+
+def clear_evolution_pin(instance: InstanceConfig) -> InstanceConfig:
+    """Forget the pinned reply server: the next webhook pins its own."""
+    InstanceConfig.objects.filter(pk=instance.pk).update(pinned_evolution_origin="")
+    instance.refresh_from_db()
+    _forget(instance)
+    logger.info("instance %s: pinned Evolution server cleared", instance.name)
+    return instance
+
+
 def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -227,8 +257,11 @@ def rotate_encryption_keys() -> int:
 
 
 def _forget(instance: InstanceConfig) -> None:
+    _forget_name(instance.name)
+
+
+def _forget_name(name: str) -> None:
     """Drop cached lookups now and again at commit: in between, a webhook may cache the old row."""
-    name = instance.name
     forget_tenant(name)
     transaction.on_commit(lambda: forget_tenant(name))
 

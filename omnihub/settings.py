@@ -179,6 +179,10 @@ if not DEBUG:
 RETRY_WINDOW_SECONDS = env.float("RETRY_WINDOW_SECONDS", default=1800.0)
 RETRY_BASE_DELAY = env.float("RETRY_BASE_DELAY", default=2.0)
 RETRY_MAX_DELAY = env.float("RETRY_MAX_DELAY", default=120.0)
+# Origins (scheme://host[:port], comma-separated) the default tenant without an Evolution URL
+# may reply through when a webhook names them as its server_url. Empty: only the first origin
+# that tenant saw, pinned.
+EVOLUTION_TRUSTED_SERVERS = env.list("EVOLUTION_TRUSTED_SERVERS", default=[])
 # Seconds Evolution has to accept a reply (its own `delay`, when asked for, comes on top).
 EVOLUTION_TIMEOUT = env.float("EVOLUTION_TIMEOUT", default=15.0)
 # A worker's hold on a chat lasts this long and is renewed while the worker lives, so the chats

@@ -11,7 +11,9 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory[InstanceConfig]):
     name = factory.Sequence(lambda n: f"tenant-{n}")
     evolution_url = factory.Sequence(lambda n: f"http://evolution-{n}.test")
     evolution_key = factory.Sequence(lambda n: f"evolution-key-{n:04d}-secret")
-    whatsapp_instance = factory.LazyAttribute(lambda o: f"wa-{o.name}")
+    # The instance that sent the captured webhooks in tests/webhooks/fixtures: a tenant takes
+    # only webhooks from its own instance.
+    whatsapp_instance = "acme-sales"
     session_id_prefix = factory.LazyAttribute(lambda o: f"{o.name}-")
     agent_api_url = factory.Sequence(lambda n: f"http://agents-{n}.test")
     agent_api_key = factory.Sequence(lambda n: f"agent-key-{n:04d}-secret")
