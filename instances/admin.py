@@ -34,7 +34,17 @@ class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
     actions = ["make_default", "rotate_webhook_secret"]
     fieldsets = [
         (None, {"fields": ["name", "is_default"]}),
-        ("Evolution API", {"fields": ["evolution_url", "evolution_key", "whatsapp_instance"]}),
+        (
+            "Evolution API",
+            {
+                "fields": [
+                    "evolution_url",
+                    "evolution_key",
+                    "whatsapp_instance",
+                    "pinned_evolution_origin",
+                ]
+            },
+        ),
         (
             "Agent",
             {
@@ -58,9 +68,11 @@ class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
         self, request: HttpRequest, obj: InstanceConfig | None = None
     ) -> list[str]:
         # The name is in webhook URLs and services.update_instance refuses to change it.
+        # The pin is cleared with `omnihub instance_clear_pin`, never typed in.
+        shown = ["pinned_evolution_origin", *WEBHOOK_READONLY, "created_at", "updated_at"]
         if obj is None:
-            return [*WEBHOOK_READONLY, "created_at", "updated_at"]
-        return ["name", *WEBHOOK_READONLY, "created_at", "updated_at"]
+            return shown
+        return ["name", *shown]
 
     @admin.display(boolean=True, description="Webhook authenticated")
     def webhook_authenticated(self, obj: InstanceConfig) -> bool:

@@ -61,6 +61,10 @@ class InstanceOut(Schema):
     default_agent: str
     agent_timeout: int
     is_default: bool
+    pinned_evolution_origin: str = Field(
+        description="Without an Evolution URL: the only server replies go to, unless "
+        "EVOLUTION_TRUSTED_SERVERS lists others."
+    )
     require_webhook_auth: bool
     webhook_authenticated: bool = Field(
         description="False: this tenant takes webhooks that prove nothing."

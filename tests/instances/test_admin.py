@@ -431,3 +431,14 @@ def test_the_admin_rotation_shows_the_new_secret_once(admin_client):
     assert tenant.webhook_secret in page
     assert tenant.webhook_secret not in admin_client.get(change_url(tenant)).content.decode()
     assert reverse("admin:instances_instanceconfig_change", args=[tenant.pk]) in page
+
+
+def test_the_admin_page_shows_the_pinned_evolution_server(admin_client):
+    tenant = InstanceConfigFactory.create(
+        evolution_url="", evolution_key="", pinned_evolution_origin="http://10.0.0.5:8080"
+    )
+
+    page = admin_client.get(change_url(tenant)).content.decode()
+
+    assert "http://10.0.0.5:8080" in page
+    assert 'name="pinned_evolution_origin"' not in page
