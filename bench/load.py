@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-HEADERS = {"content-type": "application/json"}
+from bench.setup_db import WEBHOOK_SECRET
+
+HEADERS = {"content-type": "application/json", "x-omnihub-token": WEBHOOK_SECRET}
 REQUEST_TIMEOUT = 10.0  # seconds; a webhook unanswered by then counts as a timeout
 NO_ANSWER, TIMED_OUT = 0, -1  # pseudo statuses
 
