@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from instances import services
+from instances import connection, services
 from instances.evolution_webhook import evolution_webhook_config
 from instances.forms import InstanceConfigForm
 from instances.models import InstanceConfig, previous_secret_valid_until
@@ -31,7 +31,7 @@ class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
     search_fields = ["name", "whatsapp_instance", "default_agent", "agent_api_url"]
     list_filter = ["is_default", "require_webhook_auth", "default_agent"]
     ordering = ["name"]
-    actions = ["make_default", "rotate_webhook_secret"]
+    actions = ["make_default", "connect_to_evolution", "test_connection", "rotate_webhook_secret"]
     fieldsets = [
         (None, {"fields": ["name", "is_default"]}),
         (
@@ -148,3 +148,29 @@ class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
         return TemplateResponse(
             request, "admin/instances/instanceconfig/webhook_secret.html", context
         )
+
+    @admin.action(description="Connect to Evolution (set the webhook, require authentication)")
+    def connect_to_evolution(
+        self, request: HttpRequest, queryset: QuerySet[InstanceConfig]
+    ) -> None:
+        for instance in queryset:
+            try:
+                connection.connect_instance(instance)
+            except (connection.ConnectionNotPossibleError, connection.EvolutionCallError) as error:
+                self.message_user(request, f"{instance}: not connected: {error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{instance}: Evolution's webhook now points here.", messages.SUCCESS
+                )
+
+    @admin.action(description="Test connection (Evolution, its webhook, the Agents API)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[InstanceConfig]) -> None:
+        for instance in queryset:
+            status = connection.connection_status(instance)
+            for label, check in [
+                ("Evolution", status.evolution),
+                ("webhook", status.webhook),
+                ("Agents API", status.agent),
+            ]:
+                level = messages.SUCCESS if check.ok else messages.ERROR
+                self.message_user(request, f"{instance}: {label}: {check.message}", level)

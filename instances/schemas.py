@@ -110,3 +110,15 @@ class WebhookSecretOut(Schema):
     @staticmethod
     def resolve_evolution_webhook(obj: InstanceConfig) -> dict[str, Any]:
         return evolution_webhook_config(obj, reveal=True)
+
+
+class CheckOut(Schema):
+    ok: bool
+    message: str
+
+
+class ConnectionStatusOut(Schema):
+    ok: bool
+    evolution: CheckOut = Field(description="The instance's WhatsApp connection in Evolution.")
+    webhook: CheckOut = Field(description="Whether Evolution's webhook points at this tenant.")
+    agent: CheckOut = Field(description="Whether the Agents API answers, with this key.")

@@ -10,6 +10,7 @@ from ninja import NinjaAPI
 from ninja.security import APIKeyHeader, HttpBearer
 
 from instances.api import router as instances_router
+from instances.connection import ConnectionNotPossibleError, EvolutionCallError
 from instances.services import InstanceExistsError, InstanceNotFoundError
 from webhooks.api import router as messages_router
 from webhooks.conversations.retries import MessageNotRetryableError
@@ -80,6 +81,16 @@ def on_not_found(request: HttpRequest, error: Exception) -> HttpResponse:
 @api.exception_handler(MessageNotRetryableError)
 def on_conflict(request: HttpRequest, error: Exception) -> HttpResponse:
     return api.create_response(request, {"detail": str(error)}, status=409)
+
+
+@api.exception_handler(ConnectionNotPossibleError)
+def on_connection_not_possible(request: HttpRequest, error: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(error)}, status=409)
+
+
+@api.exception_handler(EvolutionCallError)
+def on_evolution_call_failed(request: HttpRequest, error: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(error)}, status=502)
 
 
 @api.exception_handler(ApiKeyNotConfiguredError)
