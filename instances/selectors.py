@@ -15,7 +15,10 @@ from django.utils import timezone
 
 from instances.models import InstanceConfig, previous_secret_valid_until
 
-_DEFAULT = "omnihub:tenant-default"
+# Part of every key: a shared cache may still hold entries pickled by a version whose TenantRef
+# had other fields, which would unpickle into the wrong ones. Bump it when TenantRef changes.
+_VERSION = 2
+_DEFAULT = f"omnihub:tenant-default:v{_VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +93,4 @@ def valid_webhook_secrets(tenant_id: int) -> list[str]:
 
 
 def _name_key(name: str) -> str:
-    return f"omnihub:tenant:{name}"
+    return f"omnihub:tenant:v{_VERSION}:{name}"
