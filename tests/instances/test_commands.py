@@ -450,3 +450,20 @@ def test_instance_rotate_webhook_secret_prints_the_new_secret_and_configuration(
     config = json.loads(output[output.index("{") :])
     assert config["webhook"]["headers"] == {"jwt_key": tenant.webhook_secret}
     assert config["webhook"]["events"] == ["MESSAGES_UPSERT"]
+
+
+def test_instance_add_gives_the_tenant_a_secret_and_requires_authentication():
+    output = add()
+
+    instance = InstanceConfig.objects.get()
+    assert instance.require_webhook_auth is True
+    assert len(instance.webhook_secret) >= 32
+    assert instance.webhook_secret not in output
+
+
+def test_instance_update_switches_authentication_off_and_the_list_flags_it():
+    add()
+    run("instance_update", "acme", "--no-require-webhook-auth")
+
+    assert InstanceConfig.objects.get().require_webhook_auth is False
+    assert "NOT AUTHENTICATED" in run("instance_list")
