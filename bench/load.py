@@ -242,7 +242,8 @@ class Connection:
         """Send one request and read the whole answer; returns its status."""
         head = (
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % (path, self.host.encode(), len(body))
+            b"X-Omnihub-Token: %s\r\nContent-Length: %d\r\n\r\n"
+            % (path, self.host.encode(), WEBHOOK_SECRET.encode(), len(body))
         )
         self.writer.write(head + body)
         answer = (await self.reader.readuntil(b"\r\n\r\n")).lower()
