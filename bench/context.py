@@ -14,7 +14,7 @@ from bench.fakes import Fakes
 from bench.load import LoadResult, post_all, text_payload
 from bench.probes import HealthReport, Watch
 from bench.servers import OMNIHUB, PYTHON, Serve, Supervisor
-from bench.setup_db import tenant_name
+from bench.setup_db import WEBHOOK_SECRET, tenant_name
 
 TENANT = "bench"
 
@@ -121,7 +121,7 @@ class Bench:
         add = [*OMNIHUB, "instance_add", "--name", TENANT, "--whatsapp-instance", TENANT,
                "--evolution-url", fakes, "--evolution-key", "k", "--agent-api-url", fakes,
                "--agent-api-key", "k", "--default-agent", "bot",
-               "--agent-timeout", "30"]  # fmt: skip
+               "--agent-timeout", "30", "--webhook-secret", WEBHOOK_SECRET]  # fmt: skip
         self.supervisor.run("instance_add", add, env)
         db.create_template("many_tenants", copy_of="one_tenant")
         extra = [PYTHON, "-m", "bench.setup_db", "--count", str(self.sizes.tenants - 1),

@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-HEADERS = {"content-type": "application/json"}
+from bench.setup_db import WEBHOOK_SECRET
+
+HEADERS = {"content-type": "application/json", "x-omnihub-token": WEBHOOK_SECRET}
 REQUEST_TIMEOUT = 10.0  # seconds; a webhook unanswered by then counts as a timeout
 NO_ANSWER, TIMED_OUT = 0, -1  # pseudo statuses
 
@@ -240,7 +242,8 @@ class Connection:
         """Send one request and read the whole answer; returns its status."""
         head = (
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % (path, self.host.encode(), len(body))
+            b"X-Omnihub-Token: %s\r\nContent-Length: %d\r\n\r\n"
+            % (path, self.host.encode(), WEBHOOK_SECRET.encode(), len(body))
         )
         self.writer.write(head + body)
         answer = (await self.reader.readuntil(b"\r\n\r\n")).lower()

@@ -33,12 +33,19 @@ def main() -> None:
                 agent_api_key=f"agent-key-{number}",
                 default_agent="bot",
                 agent_timeout=30,
+                require_webhook_auth=True,
+                webhook_secret=WEBHOOK_SECRET,
             )
             for number in range(args.count)
         ),
         batch_size=500,
     )
     print(f"{InstanceConfig.objects.count()} tenants")
+
+
+# Every bench tenant requires webhook authentication, as tenants created today do, so each
+# webhook's secret is read and compared; the load proves it with X-Omnihub-Token.
+WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
 
 
 def tenant_name(number: int) -> str:

@@ -1,9 +1,15 @@
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from instances import services
+from instances import connection, services
 from instances.models import InstanceConfig
-from instances.schemas import InstanceIn, InstanceOut, InstanceUpdate
+from instances.schemas import (
+    ConnectionStatusOut,
+    InstanceIn,
+    InstanceOut,
+    InstanceUpdate,
+    WebhookSecretOut,
+)
 
 router = Router(tags=["instances"])
 
@@ -38,3 +44,24 @@ def delete_instance(request: HttpRequest, name: str) -> Status[None]:
 @router.post("/{name}/set-default", response=InstanceOut)
 def set_default_instance(request: HttpRequest, name: str) -> InstanceConfig:
     return services.set_default_instance(services.get_instance(name))
+
+
+@router.post("/{name}/rotate-webhook-secret", response=WebhookSecretOut)
+def rotate_webhook_secret(request: HttpRequest, name: str) -> InstanceConfig:
+    """A new webhook secret, shown this once; the previous one keeps working for
+    WEBHOOK_SECRET_GRACE_SECONDS, while Evolution is given the new one."""
+    return services.rotate_webhook_secret(services.get_instance(name))
+
+
+@router.post("/{name}/connect", response=InstanceOut)
+def connect_instance(request: HttpRequest, name: str) -> InstanceConfig:
+    """Set the tenant's webhook on its Evolution instance (URL, MESSAGES_UPSERT, base64, signed
+    with its secret), then require webhook authentication. 502 when Evolution refuses."""
+    return connection.connect_instance(services.get_instance(name))
+
+
+@router.get("/{name}/status", response=ConnectionStatusOut)
+def instance_status(request: HttpRequest, name: str) -> connection.ConnectionStatus:
+    """Evolution's connection state, whether its webhook points at this tenant, and whether
+    the Agents API answers; each with a plain message."""
+    return connection.connection_status(services.get_instance(name))

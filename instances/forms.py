@@ -29,6 +29,7 @@ def _secret_field(label: str) -> forms.CharField:
 class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
     evolution_key = _secret_field("Evolution API key")
     agent_api_key = _secret_field("Agent API key")
+    webhook_secret = _secret_field("Webhook secret")
 
     class Meta:
         model = InstanceConfig
@@ -43,6 +44,8 @@ class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
             "default_agent",
             "session_id_prefix",
             "agent_timeout",
+            "require_webhook_auth",
+            "webhook_secret",
         ]
         labels = {
             "is_default": "Default",
@@ -58,6 +61,8 @@ class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
             self.initial[name] = ""
             if not adding:
                 self.fields[name].help_text = _stored_secret_help(getattr(self.instance, name))
+        if adding and "webhook_secret" in self.fields:
+            self.fields["webhook_secret"].help_text = "Leave blank to generate one."
         if adding:
             for name in set(EVOLUTION_FIELDS) & set(self.fields):
                 self.fields[name].required = True

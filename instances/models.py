@@ -1,5 +1,9 @@
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.core.validators import (
     MaxValueValidator,
+    MinLengthValidator,
     MinValueValidator,
     RegexValidator,
     URLValidator,
@@ -15,6 +19,19 @@ validate_name = RegexValidator(
     NAME_PATTERN, "Use 1-64 letters, digits, '_' or '-'.", code="invalid_name"
 )
 validate_http_url = URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")
+# HS256 keys shorter than its 32-byte hash are weaker than the algorithm (RFC 7518 §3.2).
+WEBHOOK_SECRET_MIN_LENGTH = 32
+validate_webhook_secret = MinLengthValidator(
+    WEBHOOK_SECRET_MIN_LENGTH,
+    f"Use at least {WEBHOOK_SECRET_MIN_LENGTH} characters.",
+)
+
+
+def previous_secret_valid_until(rotated_at: datetime | None) -> datetime | None:
+    """Until when the webhook secret a rotation replaced still verifies."""
+    if rotated_at is None:
+        return None
+    return rotated_at + timedelta(seconds=settings.WEBHOOK_SECRET_GRACE_SECONDS)
 
 
 class InstanceConfig(models.Model):
@@ -30,6 +47,13 @@ class InstanceConfig(models.Model):
         "which then replies through the server named in each webhook.",
     )
     evolution_key = EncryptedTextField(blank=True)
+    # Without an Evolution URL, replies go to the server a webhook names, but only to this one
+    # (unless EVOLUTION_TRUSTED_SERVERS lists others): pinned at the first webhook.
+    pinned_evolution_origin = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The Evolution server the first webhook came from; replies go only there.",
+    )
     whatsapp_instance = models.CharField(
         max_length=100, help_text="The instance name on the Evolution server."
     )
@@ -45,6 +69,22 @@ class InstanceConfig(models.Model):
     is_default = models.BooleanField(
         default=False, help_text="Serves the legacy route POST /webhook/evolution."
     )
+    # Webhooks must prove they come from this tenant's Evolution (a JWT signed with the secret,
+    # or the secret itself in X-Omnihub-Token). Off only for tenants that predate it.
+    require_webhook_auth = models.BooleanField(
+        "require webhook authentication",
+        default=True,
+        help_text="Refuse webhooks (401) that do not prove they know the webhook secret.",
+    )
+    webhook_secret = EncryptedTextField(blank=True, validators=[validate_webhook_secret])
+    # After a rotation the previous secret still verifies for WEBHOOK_SECRET_GRACE_SECONDS, so
+    # webhooks already signed, or sent before Evolution is updated, are not lost.
+    previous_webhook_secret = EncryptedTextField(blank=True)
+    webhook_secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    # Rejected webhooks are counted, so a misconfigured Evolution is noticed before customers do.
+    webhook_rejections = models.PositiveIntegerField(default=0)
+    webhook_last_rejected_at = models.DateTimeField(null=True, blank=True)
+    webhook_last_rejection = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,8 +1,9 @@
 """Finding the tenant a webhook is for: once per webhook, so cached.
 
 Only what the webhook path needs is cached, never the keys: a shared cache (CACHE_URL) must not
-hold secrets. Every write through instances.services forgets the entries it affects; another
-process's copy lives at most TENANT_CACHE_SECONDS unless the cache is shared.
+hold secrets, so the webhook secrets are read from the database each time a webhook is verified.
+Every write through instances.services forgets the entries it affects; another process's copy
+lives at most TENANT_CACHE_SECONDS unless the cache is shared.
 """
 
 import re
@@ -11,10 +12,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
+from django.utils import timezone
 
-from instances.models import NAME_PATTERN, InstanceConfig
+from instances.models import NAME_PATTERN, InstanceConfig, previous_secret_valid_until
 
-_DEFAULT = "omnihub:tenant-default"
+# Part of every key: a shared cache may still hold entries pickled by a version whose TenantRef
+# had other fields, which would unpickle into the wrong ones. Bump it when TenantRef changes.
+_VERSION = 2
+_DEFAULT = f"omnihub:tenant-default:v{_VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +27,10 @@ class TenantRef:
     id: int
     name: str
     # The default tenant seeded without an Evolution server answers through the webhook's own.
+    whatsapp_instance: str
     replies_through_webhook: bool
+    require_webhook_auth: bool
+    pinned_evolution_origin: str
 
 
 class TenantNotFoundError(Exception):
@@ -56,11 +64,38 @@ def forget_tenant(name: str) -> None:
 
 
 def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
-    row = tenants.values("id", "name", "evolution_url").first()
+    row = tenants.values(
+        "id", "name", "whatsapp_instance", "evolution_url", "require_webhook_auth",
+        "pinned_evolution_origin",
+    ).first()  # fmt: skip
     if row is None:
         raise TenantNotFoundError(name)
-    return TenantRef(row["id"], row["name"], replies_through_webhook=not row["evolution_url"])
+    return TenantRef(
+        row["id"],
+        row["name"],
+        whatsapp_instance=row["whatsapp_instance"],
+        replies_through_webhook=not row["evolution_url"],
+        require_webhook_auth=row["require_webhook_auth"],
+        pinned_evolution_origin=row["pinned_evolution_origin"],
+    )
+
+
+def valid_webhook_secrets(tenant_id: int) -> list[str]:
+    """The secrets a webhook for this tenant may prove: the current one, and the previous one
+    until its grace period after a rotation is over. Empty when none is set."""
+    row = (
+        InstanceConfig.objects.filter(pk=tenant_id)
+        .values("webhook_secret", "previous_webhook_secret", "webhook_secret_rotated_at")
+        .first()
+    )
+    if row is None:
+        return []
+    valid = [row["webhook_secret"]]
+    valid_until = previous_secret_valid_until(row["webhook_secret_rotated_at"])
+    if valid_until is not None and timezone.now() < valid_until:
+        valid.append(row["previous_webhook_secret"])
+    return [secret for secret in valid if secret]
 
 
 def _name_key(name: str) -> str:
-    return f"omnihub:tenant:{name}"
+    return f"omnihub:tenant:v{_VERSION}:{name}"

@@ -1,10 +1,13 @@
 """Every write to tenants goes through here: the REST API, the admin and the CLI share it."""
 
 import logging
+import secrets
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from instances.models import InstanceConfig
 from instances.selectors import forget_tenant
@@ -22,9 +25,14 @@ EDITABLE_FIELDS = frozenset(
         "default_agent",
         "agent_timeout",
         "is_default",
+        "require_webhook_auth",
+        "webhook_secret",
     }
 )
-SECRET_FIELDS = frozenset({"evolution_key", "agent_api_key"})
+# Write-only: given blank, the stored value is kept.
+SECRET_FIELDS = frozenset({"evolution_key", "agent_api_key", "webhook_secret"})
+# Every column stored encrypted, for rotate_encryption_keys.
+ENCRYPTED_FIELDS = SECRET_FIELDS | {"previous_webhook_secret"}
 # Any fixed 64-bit number, unique within Omnihub, names the advisory lock.
 _DEFAULT_INSTANCE_LOCK = 0x6F6D6E6964656661
 
@@ -60,7 +68,10 @@ def create_instance(
     session_id_prefix: str = "",
     agent_timeout: int = 60,
     is_default: bool = False,
+    require_webhook_auth: bool = True,
+    webhook_secret: str = "",
 ) -> InstanceConfig:
+    """A new tenant; without a webhook secret of its own it gets a generated one."""
     instance = InstanceConfig(
         name=name,
         evolution_url=evolution_url,
@@ -71,6 +82,8 @@ def create_instance(
         agent_api_key=agent_api_key,
         default_agent=default_agent,
         agent_timeout=agent_timeout,
+        require_webhook_auth=require_webhook_auth,
+        webhook_secret=webhook_secret or new_webhook_secret(),
     )
     _validate(instance, creating=True)
     if InstanceConfig.objects.filter(name=name).exists():
@@ -96,7 +109,12 @@ def update_instance(instance: InstanceConfig, **changes: Any) -> InstanceConfig:
     for field, value in changes.items():
         if field in SECRET_FIELDS and not value:
             continue
+        if field == "webhook_secret" and value != instance.webhook_secret:
+            _keep_previous_webhook_secret(instance)
         setattr(instance, field, value)
+    if instance.require_webhook_auth and not instance.webhook_secret:
+        # Switched on without a secret: every webhook would be refused.
+        instance.webhook_secret = new_webhook_secret()
     if make_default is False:
         instance.is_default = False
     _validate(instance, creating=False)
@@ -107,6 +125,73 @@ def update_instance(instance: InstanceConfig, **changes: Any) -> InstanceConfig:
     _forget(instance)
     logger.info("instance updated: %s", instance.name)
     return instance
+
+
+def rotate_webhook_secret(instance: InstanceConfig) -> InstanceConfig:
+    """A new webhook secret; the previous one verifies for WEBHOOK_SECRET_GRACE_SECONDS more."""
+    with transaction.atomic():
+        # Locked, so two rotations at once cannot both keep the same previous secret.
+        instance = InstanceConfig.objects.select_for_update().get(pk=instance.pk)
+        _keep_previous_webhook_secret(instance)
+        instance.webhook_secret = new_webhook_secret()
+        instance.save(
+            update_fields=[
+                "webhook_secret", "previous_webhook_secret", "webhook_secret_rotated_at",
+                "updated_at",
+            ]
+        )  # fmt: skip
+    _forget(instance)
+    logger.info("webhook secret rotated: %s", instance.name)
+    return instance
+
+
+def record_webhook_rejection(tenant_id: int, reason: str) -> None:
+    """Count a refused webhook in one statement: concurrent rejections all count."""
+    InstanceConfig.objects.filter(pk=tenant_id).update(
+        webhook_rejections=F("webhook_rejections") + 1,
+        webhook_last_rejected_at=timezone.now(),
+        webhook_last_rejection=reason[:100],
+    )
+
+
+def pin_evolution_origin(tenant_id: int, tenant_name: str, origin: str) -> str:
+    """Pin `origin` as the tenant's reply server unless one is pinned already; returns the
+    pinned origin. One conditional UPDATE: of two first webhooks at once, one wins."""
+    pinned = InstanceConfig.objects.filter(pk=tenant_id, pinned_evolution_origin="").update(
+        pinned_evolution_origin=origin
+    )
+    if pinned:
+        _forget_name(tenant_name)
+        logger.warning(
+            "instance %s: replies pinned to %s, the first Evolution server seen; "
+            "EVOLUTION_TRUSTED_SERVERS lists servers explicitly",
+            tenant_name,
+            origin,
+        )
+        return origin
+    current = InstanceConfig.objects.filter(pk=tenant_id).values_list(
+        "pinned_evolution_origin", flat=True
+    )
+    return current.first() or ""
+
+
+def clear_evolution_pin(instance: InstanceConfig) -> InstanceConfig:
+    """Forget the pinned reply server: the next webhook pins its own."""
+    InstanceConfig.objects.filter(pk=instance.pk).update(pinned_evolution_origin="")
+    instance.refresh_from_db()
+    _forget(instance)
+    logger.info("instance %s: pinned Evolution server cleared", instance.name)
+    return instance
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _keep_previous_webhook_secret(instance: InstanceConfig) -> None:
+    if instance.webhook_secret:
+        instance.previous_webhook_secret = instance.webhook_secret
+        instance.webhook_secret_rotated_at = timezone.now()
 
 
 def delete_instance(instance: InstanceConfig) -> None:
@@ -145,7 +230,9 @@ def seed_default_instance(config: dict[str, Any]) -> InstanceConfig | None:
     """Create the default tenant from .env values, but only into an empty table."""
     if not config.get("agent_api_url") or InstanceConfig.objects.exists():
         return None
-    instance = InstanceConfig(**config, is_default=True)
+    # Without WEBHOOK_SECRET it keeps working as the single-tenant service did: unauthenticated.
+    require_auth = bool(config.get("webhook_secret"))
+    instance = InstanceConfig(**config, is_default=True, require_webhook_auth=require_auth)
     try:
         # The one tenant allowed no Evolution server: it replies through each webhook's.
         _validate(instance, creating=False)
@@ -168,13 +255,16 @@ def rotate_encryption_keys() -> int:
             instance = InstanceConfig.objects.select_for_update().filter(pk=pk).first()
             if instance is not None:
                 # Loading decrypted with any key; saving encrypts with the first.
-                instance.save(update_fields=list(SECRET_FIELDS))
+                instance.save(update_fields=list(ENCRYPTED_FIELDS))
     return len(primary_keys)
 
 
 def _forget(instance: InstanceConfig) -> None:
+    _forget_name(instance.name)
+
+
+def _forget_name(name: str) -> None:
     """Drop cached lookups now and again at commit: in between, a webhook may cache the old row."""
-    name = instance.name
     forget_tenant(name)
     transaction.on_commit(lambda: forget_tenant(name))
 

@@ -12,6 +12,7 @@ from ninja.parser import Parser
 from ninja.security import APIKeyHeader, HttpBearer
 
 from instances.api import router as instances_router
+from instances.connection import ConnectionNotPossibleError, EvolutionCallError
 from instances.services import InstanceExistsError, InstanceNotFoundError
 from omnihub import auth_failures
 from omnihub.json_input import InvalidJsonError, decode_json, is_storable
@@ -117,6 +118,15 @@ def on_wrong_api_key(request: HttpRequest, error: AuthenticationError) -> HttpRe
 @api.exception_handler(LockedOutError)
 def on_locked_out(request: HttpRequest, error: Exception) -> HttpResponse:
     return auth_failures.lockout_response(request)
+
+@api.exception_handler(ConnectionNotPossibleError)
+def on_connection_not_possible(request: HttpRequest, error: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(error)}, status=409)
+
+
+@api.exception_handler(EvolutionCallError)
+def on_evolution_call_failed(request: HttpRequest, error: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(error)}, status=502)
 
 
 @api.exception_handler(ApiKeyNotConfiguredError)

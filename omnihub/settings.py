@@ -182,7 +182,12 @@ DEFAULT_INSTANCE = {
     "agent_timeout": env.int("AGENT_API_TIMEOUT", default=60),
     "evolution_url": env.str("EVOLUTION_API_URL", default=""),
     "evolution_key": env.str("EVOLUTION_API_KEY", default=""),
+    # When set, the default tenant requires its webhooks to prove they know it.
+    "webhook_secret": env.str("WEBHOOK_SECRET", default=""),
 }
+# After a tenant's webhook secret is rotated, the previous one still verifies this long, so
+# Evolution can be given the new one without a webhook being refused meanwhile.
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=3600)
 
 # Legacy settings of the single-tenant service, kept so old .env files stay valid.
 EVOLUTION_TRANSCRIPT_API = env.str("EVOLUTION_TRANSCRIPT_API", default="")
@@ -200,6 +205,10 @@ if not DEBUG:
 RETRY_WINDOW_SECONDS = env.float("RETRY_WINDOW_SECONDS", default=1800.0)
 RETRY_BASE_DELAY = env.float("RETRY_BASE_DELAY", default=2.0)
 RETRY_MAX_DELAY = env.float("RETRY_MAX_DELAY", default=120.0)
+# Origins (scheme://host[:port], comma-separated) the default tenant without an Evolution URL
+# may reply through when a webhook names them as its server_url. Empty: only the first origin
+# that tenant saw, pinned.
+EVOLUTION_TRUSTED_SERVERS = env.list("EVOLUTION_TRUSTED_SERVERS", default=[])
 # Seconds Evolution has to accept a reply (its own `delay`, when asked for, comes on top).
 EVOLUTION_TIMEOUT = env.float("EVOLUTION_TIMEOUT", default=15.0)
 # A worker's hold on a chat lasts this long and is renewed while the worker lives, so the chats

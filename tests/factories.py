@@ -11,13 +11,25 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory[InstanceConfig]):
     name = factory.Sequence(lambda n: f"tenant-{n}")
     evolution_url = factory.Sequence(lambda n: f"http://evolution-{n}.test")
     evolution_key = factory.Sequence(lambda n: f"evolution-key-{n:04d}-secret")
-    whatsapp_instance = factory.LazyAttribute(lambda o: f"wa-{o.name}")
+    # The instance that sent the captured webhooks in tests/webhooks/fixtures: a tenant takes
+    # only webhooks from its own instance.
+    whatsapp_instance = "acme-sales"
     session_id_prefix = factory.LazyAttribute(lambda o: f"{o.name}-")
     agent_api_url = factory.Sequence(lambda n: f"http://agents-{n}.test")
     agent_api_key = factory.Sequence(lambda n: f"agent-key-{n:04d}-secret")
     default_agent = "assistant"
     agent_timeout = 30
     is_default = False
+    # As tenants made before webhook authentication: the webhook tests send no proof.
+    require_webhook_auth = False
+    webhook_secret = ""
+
+    class Params:
+        # InstanceConfigFactory.create(authenticated=True): as a tenant created today.
+        authenticated = factory.Trait(
+            require_webhook_auth=True,
+            webhook_secret=factory.Sequence(lambda n: f"webhook-secret-{n:04d}-{'s' * 24}"),
+        )
 
 
 class ConversationFactory(factory.django.DjangoModelFactory[Conversation]):

@@ -26,6 +26,7 @@ class Recorded:
     body: dict[str, Any]
     at: float
     client_port: int = 0  # tells the connections apart
+    method: str = "POST"
 
 
 Responder = Callable[[Recorded], Answer]
@@ -33,9 +34,9 @@ Responder = Callable[[Recorded], Answer]
 
 @dataclass
 class FakeServer:
-    """Answers each POST from the first of `routes` whose key starts its path, else with the
-    next scripted answer, else from `responder`, else from `default` (an answer, or a function
-    giving one).
+    """Answers each POST (and GET, with an empty body) from the first of `routes` whose key
+    starts its path, else with the next scripted answer, else from `responder`, else from
+    `default` (an answer, or a function giving one).
 
     While `gate` is set to an unset Event, requests whose path starts with `gate_prefix` are
     held, after their answer is chosen, until the test sets it."""
@@ -96,6 +97,9 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def do_GET(self) -> None:
+            self.do_POST()
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -105,6 +109,7 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 body,
                 time.monotonic(),
                 client_port=self.client_address[1],
+                method=self.command,
             )
             fake.count_open(+1)
             try:
@@ -187,6 +192,58 @@ def evolution_accepting() -> FakeServer:
     answers findMessages with the texts it sent, newest first, in Evolution v2's shape."""
     chats = _EvolutionChats()
     return FakeServer(default=chats.send, routes={"/chat/findMessages/": chats.find})
+
+
+def evolution_instances(api_key: str, states: dict[str, str]) -> FakeServer:
+    """An Evolution server with these instances (name → connection state) and this global
+    key: webhook/set, webhook/find and instance/connectionState as Evolution v2 answers them,
+    404 for an unknown instance (checked first, as Evolution's guards do) and 401 for a wrong
+    key."""
+    webhooks: dict[str, dict[str, Any] | None] = dict.fromkeys(states)
+
+    def guarded(handle: Callable[[str, Recorded], Answer]) -> Responder:
+        def respond(recorded: Recorded) -> Answer:
+            instance = recorded.path.rsplit("/", 1)[-1]
+            if instance not in states:
+                message = f'The "{instance}" instance does not exist'
+                return 404, {
+                    "status": 404,
+                    "error": "Not Found",
+                    "response": {"message": [message]},
+                }
+            if recorded.headers.get("apikey") != api_key:
+                return 401, {
+                    "status": 401,
+                    "error": "Unauthorized",
+                    "response": {"message": "Unauthorized"},
+                }
+            return handle(instance, recorded)
+
+        return respond
+
+    def set_webhook(instance: str, recorded: Recorded) -> Answer:
+        given = recorded.body["webhook"]
+        webhooks[instance] = {
+            "id": f"webhook-{instance}", "url": given["url"], "headers": given.get("headers"),
+            "enabled": given["enabled"], "events": given["events"],
+            "webhookByEvents": given["byEvents"], "webhookBase64": given["base64"],
+            "instanceId": f"id-{instance}",
+        }  # fmt: skip
+        return 201, webhooks[instance]
+
+    def find_webhook(instance: str, recorded: Recorded) -> Answer:
+        return 200, webhooks[instance]
+
+    def connection_state(instance: str, recorded: Recorded) -> Answer:
+        return 200, {"instance": {"instanceName": instance, "state": states[instance]}}
+
+    return FakeServer(
+        routes={
+            "/webhook/set/": guarded(set_webhook),
+            "/webhook/find/": guarded(find_webhook),
+            "/instance/connectionState/": guarded(connection_state),
+        }
+    )
 
 
 class _EvolutionChats:

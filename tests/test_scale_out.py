@@ -222,7 +222,7 @@ def post_chat(
     """Deliver one chat's messages in order, as WhatsApp does; one in ten arrives twice at once."""
     outcomes = []
     for n in range(MESSAGES):
-        payload = evolution_payload("text_pn")
+        payload = evolution_payload("text_pn", instance=f"wa-{t}")
         payload["data"]["message"] = {"conversation": f"t{t}:c{c} #{n}"}
         message_id = f"3A{t:02d}{c:04d}{n:04d}"
         payload = with_message_id(payload, message_id, f"{phone(f'c{c}')}@s.whatsapp.net")

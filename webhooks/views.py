@@ -1,7 +1,9 @@
 """Evolution webhooks. Answer at once; the agent is asked later, by a worker.
 
 Evolution drops a delivery answered 400/401/403/404/422 and retries anything else that is not
-2xx, so a payload we will never handle is answered 200 "ignored", with the reason.
+2xx, so a payload we will never handle is answered 200 "ignored", with the reason, and a webhook
+that does not prove it comes from the tenant's Evolution is answered 401: a forgery deserves no
+retry, and nothing of it is stored.
 
 The view is async so that a webhook costs no thread of its own: its database work runs on the
 web process's few database threads, which keep their connections (omnihub.db_threads).
@@ -19,6 +21,7 @@ from django.views.decorators.http import require_POST
 from instances.selectors import TenantNotFoundError
 from omnihub.db_threads import run_in_db_thread
 from omnihub.json_input import InvalidJsonError, decode_json
+from webhooks.inbound.authentication import WebhookCredentials, WebhookRejectedError
 from webhooks.inbound.intake import handle_webhook_for
 
 logger = logging.getLogger(__name__)
@@ -37,10 +40,13 @@ async def evolution_webhook(request: HttpRequest, name: str = "", event: str = "
         return JsonResponse({"detail": str(error)}, status=400)
     if not isinstance(payload, dict):
         return JsonResponse({"detail": "the body must be a JSON object"}, status=400)
+    credentials = WebhookCredentials.from_headers(request.headers)
     try:
-        outcome = await run_in_db_thread(handle_webhook_for, name, event, payload)
+        outcome = await run_in_db_thread(handle_webhook_for, name, event, payload, credentials)
     except TenantNotFoundError as error:
         return JsonResponse({"detail": str(error)}, status=404)
+    except WebhookRejectedError as error:
+        return JsonResponse({"detail": str(error)}, status=401)
     except DatabaseError:
         # Not the sender's fault, and maybe passing (the database restarting): a 503, which
         # Evolution retries, rather than Django's HTML 500.

@@ -3,8 +3,10 @@ import re
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.test import override_settings
 from django.urls import reverse
 
+from instances import services
 from instances.models import InstanceConfig
 from tests.factories import InstanceConfigFactory
 
@@ -360,3 +362,83 @@ def test_it_deletes_the_selected_instances(admin_client, caplog):
     assert response.status_code == 302
     assert list(InstanceConfig.objects.all()) == [kept]
     assert sum(message.startswith("instance deleted:") for message in caplog.messages) == 2
+
+
+WEBHOOK_SECRET = "chosen-webhook-secret-" + "c" * 20 + "WXYZ"
+
+
+def test_the_admin_list_flags_tenants_whose_webhooks_are_not_authenticated(admin_client):
+    InstanceConfigFactory.create(name="legacy")
+
+    response = admin_client.get(CHANGELIST_URL)
+
+    assert "Webhook authenticated" in response.content.decode()
+    assert 'alt="False"' in response.content.decode()
+
+
+def test_the_admin_creates_a_tenant_with_a_generated_secret(admin_client):
+    form = admin_client.get(ADD_URL).content.decode()
+    response = admin_client.post(ADD_URL, {**NEW_INSTANCE, "require_webhook_auth": "on"})
+
+    assert response.status_code == 302
+    assert "checked" in input_tag(form, "require_webhook_auth")
+    instance = InstanceConfig.objects.get()
+    assert instance.require_webhook_auth is True
+    assert len(instance.webhook_secret) >= 32
+
+
+def test_the_admin_page_shows_the_evolution_configuration_with_the_secret_masked(admin_client):
+    tenant = InstanceConfigFactory.create(
+        name="acme", authenticated=True, webhook_secret=WEBHOOK_SECRET
+    )
+    services.record_webhook_rejection(tenant.pk, "bad signature")
+
+    with override_settings(OMNIHUB_PUBLIC_URL="https://omnihub.example.com"):
+        page = admin_client.get(change_url(tenant)).content.decode()
+
+    assert "https://omnihub.example.com/webhook/evolution/acme" in page
+    assert "MESSAGES_UPSERT" in page
+    assert "&quot;base64&quot;: true" in page
+    assert "&quot;jwt_key&quot;: &quot;••••WXYZ&quot;" in page
+    assert WEBHOOK_SECRET not in page
+    assert "bad signature" in page
+
+
+def test_the_admin_keeps_the_secret_when_its_field_is_left_blank(admin_client):
+    tenant = InstanceConfigFactory.create(
+        name="acme", authenticated=True, webhook_secret=WEBHOOK_SECRET
+    )
+
+    admin_client.post(change_url(tenant), change_data(tenant, require_webhook_auth="on"))
+
+    tenant.refresh_from_db()
+    assert tenant.webhook_secret == WEBHOOK_SECRET
+
+
+def test_the_admin_rotation_shows_the_new_secret_once(admin_client):
+    tenant = InstanceConfigFactory.create(
+        name="acme", authenticated=True, webhook_secret=WEBHOOK_SECRET
+    )
+
+    response = admin_client.post(
+        CHANGELIST_URL, {"action": "rotate_webhook_secret", "_selected_action": [tenant.pk]}
+    )
+
+    tenant.refresh_from_db()
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert tenant.webhook_secret != WEBHOOK_SECRET
+    assert tenant.webhook_secret in page
+    assert tenant.webhook_secret not in admin_client.get(change_url(tenant)).content.decode()
+    assert reverse("admin:instances_instanceconfig_change", args=[tenant.pk]) in page
+
+
+def test_the_admin_page_shows_the_pinned_evolution_server(admin_client):
+    tenant = InstanceConfigFactory.create(
+        evolution_url="", evolution_key="", pinned_evolution_origin="http://10.0.0.5:8080"
+    )
+
+    page = admin_client.get(change_url(tenant)).content.decode()
+
+    assert "http://10.0.0.5:8080" in page
+    assert 'name="pinned_evolution_origin"' not in page

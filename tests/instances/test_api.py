@@ -1,6 +1,7 @@
 import pytest
 from django.test import Client, override_settings
 
+from instances import services
 from instances.models import InstanceConfig
 from tests.conftest import API_KEY
 from tests.factories import InstanceConfigFactory
@@ -241,3 +242,87 @@ def test_it_serves_the_openapi_docs(api_client):
     assert Client().get("/api/v1/docs").status_code == 200
     schema = Client().get("/api/v1/openapi.json").json()
     assert "/api/v1/instances" in schema["paths"]
+
+
+WEBHOOK_SECRET = "chosen-webhook-secret-" + "c" * 20 + "WXYZ"
+
+
+def test_the_api_creates_a_tenant_with_authentication_on_and_shows_the_secret_masked(api_client):
+    response = api_client.post(
+        "/api/v1/instances", {**NEW_INSTANCE, "webhook_secret": WEBHOOK_SECRET}, "application/json"
+    )
+
+    body = response.json()
+    assert response.status_code == 201
+    assert body["webhook_secret"] == "••••WXYZ"
+    assert body["require_webhook_auth"] is True
+    assert body["webhook_authenticated"] is True
+    assert WEBHOOK_SECRET not in api_client.get("/api/v1/instances/acme").content.decode()
+
+
+def test_the_api_flags_a_tenant_whose_webhooks_are_not_authenticated(api_client):
+    InstanceConfigFactory.create(name="legacy")
+    InstanceConfigFactory.create(name="signed", authenticated=True)
+
+    listed = {item["name"]: item for item in api_client.get("/api/v1/instances").json()}
+
+    assert listed["legacy"]["webhook_authenticated"] is False
+    assert listed["signed"]["webhook_authenticated"] is True
+
+
+def test_the_api_shows_the_rejection_counters(api_client):
+    tenant = InstanceConfigFactory.create(name="acme", authenticated=True)
+    services.record_webhook_rejection(tenant.pk, "expired")
+
+    body = api_client.get("/api/v1/instances/acme").json()
+
+    assert body["webhook_rejections"] == 1
+    assert body["webhook_last_rejection"] == "expired"
+    assert body["webhook_last_rejected_at"]
+
+
+def test_the_api_switches_authentication_on(api_client):
+    InstanceConfigFactory.create(name="legacy")
+
+    response = api_client.patch(
+        "/api/v1/instances/legacy", {"require_webhook_auth": True}, "application/json"
+    )
+
+    assert response.json()["webhook_authenticated"] is True
+    assert InstanceConfig.objects.get().webhook_secret
+
+
+def test_the_api_rotates_the_secret_and_shows_the_new_one_this_once(api_client):
+    tenant = InstanceConfigFactory.create(name="acme", authenticated=True)
+
+    with override_settings(OMNIHUB_PUBLIC_URL="https://omnihub.example.com/"):
+        response = api_client.post("/api/v1/instances/acme/rotate-webhook-secret")
+
+    body = response.json()
+    tenant.refresh_from_db()
+    assert response.status_code == 200
+    assert body["webhook_secret"] == tenant.webhook_secret
+    assert tenant.previous_webhook_secret
+    assert body["previous_secret_valid_until"]
+    assert body["evolution_webhook"] == {
+        "enabled": True,
+        "url": "https://omnihub.example.com/webhook/evolution/acme",
+        "byEvents": False,
+        "base64": True,
+        "events": ["MESSAGES_UPSERT"],
+        "headers": {"jwt_key": tenant.webhook_secret},
+    }
+    assert tenant.webhook_secret not in api_client.get("/api/v1/instances/acme").content.decode()
+
+
+def test_the_api_answers_404_when_rotating_an_unknown_tenant(api_client):
+    assert api_client.post("/api/v1/instances/ghost/rotate-webhook-secret").status_code == 404
+
+
+def test_the_api_answers_422_to_a_secret_too_short(api_client):
+    response = api_client.post(
+        "/api/v1/instances", {**NEW_INSTANCE, "webhook_secret": "short"}, "application/json"
+    )
+
+    assert response.status_code == 422
+    assert "webhook_secret" in {error["loc"][-1] for error in response.json()["detail"]}

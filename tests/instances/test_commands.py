@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
+from instances import services
 from instances.models import InstanceConfig
 from tests.factories import InstanceConfigFactory
 from tests.settings import OMNIHUB_ENCRYPTION_KEYS
@@ -398,3 +399,71 @@ def test_it_reports_a_key_that_decrypts_nothing_in_one_line():
     # The failed rotation leaves its row iterator in a reference cycle; collecting it now
     # closes its cursor while the test database is still open.
     gc.collect()
+
+
+WEBHOOK_SECRET = "chosen-webhook-secret-" + "c" * 20 + "WXYZ"
+
+
+def test_instance_list_flags_tenants_whose_webhooks_are_not_authenticated():
+    InstanceConfigFactory.create(name="legacy")
+    InstanceConfigFactory.create(name="signed", authenticated=True)
+
+    lines = run("instance_list").splitlines()
+
+    assert "WEBHOOK" in lines[0]
+    assert lines[1].startswith("legacy")
+    assert "NOT AUTHENTICATED" in lines[1]
+    assert lines[2].startswith("signed")
+    assert "NOT AUTHENTICATED" not in lines[2]
+
+
+def test_instance_show_shows_the_rejections_and_masks_the_secret():
+    tenant = InstanceConfigFactory.create(
+        name="acme", authenticated=True, webhook_secret=WEBHOOK_SECRET
+    )
+    services.record_webhook_rejection(tenant.pk, "no token")
+
+    output = run("instance_show", "acme")
+
+    assert "••••WXYZ" in output
+    assert WEBHOOK_SECRET not in output
+    assert "webhook_rejections" in output
+    assert "no token" in output
+
+
+def test_instance_update_switches_authentication_on():
+    InstanceConfigFactory.create(name="legacy")
+
+    run("instance_update", "legacy", "--require-webhook-auth")
+
+    assert InstanceConfig.objects.get().require_webhook_auth is True
+
+
+def test_instance_rotate_webhook_secret_prints_the_new_secret_and_configuration():
+    InstanceConfigFactory.create(name="acme", authenticated=True, webhook_secret=WEBHOOK_SECRET)
+
+    output = run("instance_rotate_webhook_secret", "acme")
+
+    tenant = InstanceConfig.objects.get()
+    assert tenant.previous_webhook_secret == WEBHOOK_SECRET
+    assert f"webhook secret (shown only now): {tenant.webhook_secret}" in output
+    config = json.loads(output[output.index("{") :])
+    assert config["webhook"]["headers"] == {"jwt_key": tenant.webhook_secret}
+    assert config["webhook"]["events"] == ["MESSAGES_UPSERT"]
+
+
+def test_instance_add_gives_the_tenant_a_secret_and_requires_authentication():
+    output = add()
+
+    instance = InstanceConfig.objects.get()
+    assert instance.require_webhook_auth is True
+    assert len(instance.webhook_secret) >= 32
+    assert instance.webhook_secret not in output
+
+
+def test_instance_update_switches_authentication_off_and_the_list_flags_it():
+    add()
+    run("instance_update", "acme", "--no-require-webhook-auth")
+
+    assert InstanceConfig.objects.get().require_webhook_auth is False
+    assert "NOT AUTHENTICATED" in run("instance_list")

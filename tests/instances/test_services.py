@@ -1,13 +1,18 @@
 import threading
+from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
+from instances import services
 from instances.models import InstanceConfig
 from instances.services import seed_default_instance, set_default_instance
 from tests.factories import InstanceConfigFactory
+from tests.settings import OMNIHUB_ENCRYPTION_KEYS
 
 ENV_TENANT = {
     "name": "legacy",
@@ -102,3 +107,102 @@ def test_it_keeps_one_default_under_concurrent_updates():
 
     assert errors == []
     assert InstanceConfig.objects.filter(is_default=True).count() == 1
+
+
+WEBHOOK_SECRET = "chosen-webhook-secret-" + "c" * 20 + "WXYZ"
+NEW_TENANT: dict[str, Any] = {
+    "name": "acme",
+    "evolution_url": "https://evolution.acme.test",
+    "evolution_key": "evo-secret-key-8888",
+    "whatsapp_instance": "acme-wa",
+    "agent_api_url": "https://agents.acme.test",
+    "default_agent": "sales",
+}
+
+
+def stored_column(instance_id, column):
+    """A column as stored, bypassing the field that decrypts it."""
+    with connection.cursor() as cursor:
+        sql = f"SELECT {column} FROM instances_instanceconfig WHERE id = %s"  # noqa: S608
+        cursor.execute(sql, [instance_id])
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db
+def test_a_new_tenant_gets_a_generated_secret_and_authentication_on():
+    instance = services.create_instance(**{**NEW_TENANT, "name": "acme"})
+
+    assert instance.require_webhook_auth is True
+    assert len(instance.webhook_secret) >= 32
+    other = services.create_instance(**{**NEW_TENANT, "name": "globex"})
+    assert other.webhook_secret != instance.webhook_secret
+
+
+@pytest.mark.django_db
+def test_the_secret_is_stored_encrypted():
+    instance = services.create_instance(**NEW_TENANT, webhook_secret=WEBHOOK_SECRET)
+
+    assert WEBHOOK_SECRET not in stored_column(instance.pk, "webhook_secret")
+    assert InstanceConfig.objects.get().webhook_secret == WEBHOOK_SECRET
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_secret_too_short_to_sign_with():
+    with pytest.raises(ValidationError, match="at least 32"):
+        services.create_instance(**NEW_TENANT, webhook_secret="short")
+
+
+@pytest.mark.django_db
+def test_switching_authentication_on_gives_a_tenant_without_a_secret_one():
+    legacy = InstanceConfigFactory.create(name="legacy")
+
+    updated = services.update_instance(legacy, require_webhook_auth=True)
+
+    assert updated.require_webhook_auth is True
+    assert len(updated.webhook_secret) >= 32
+
+
+@pytest.mark.django_db
+def test_a_changed_secret_keeps_the_previous_one_for_the_grace_period():
+    tenant = InstanceConfigFactory.create(authenticated=True)
+    old = tenant.webhook_secret
+
+    services.update_instance(tenant, webhook_secret=WEBHOOK_SECRET)
+
+    tenant.refresh_from_db()
+    assert (tenant.webhook_secret, tenant.previous_webhook_secret) == (WEBHOOK_SECRET, old)
+    assert tenant.webhook_secret_rotated_at is not None
+
+
+@pytest.mark.django_db
+def test_it_seeds_the_default_tenant_with_webhook_secret_and_authentication_on():
+    instance = services.seed_default_instance({**ENV_TENANT, "webhook_secret": WEBHOOK_SECRET})
+
+    assert instance is not None
+    assert (instance.webhook_secret, instance.require_webhook_auth) == (WEBHOOK_SECRET, True)
+
+
+@pytest.mark.django_db
+def test_without_webhook_secret_the_seeded_tenant_works_unauthenticated_as_before():
+    instance = services.seed_default_instance({**ENV_TENANT, "webhook_secret": ""})
+
+    assert instance is not None
+    assert instance.require_webhook_auth is False
+
+
+@pytest.mark.django_db
+def test_rotating_encryption_keys_reencrypts_the_webhook_secrets_too():
+    tenant = InstanceConfigFactory.create(authenticated=True)
+    services.rotate_webhook_secret(tenant)
+    tenant.refresh_from_db()
+    new_key = Fernet.generate_key().decode()
+
+    with override_settings(OMNIHUB_ENCRYPTION_KEYS=[new_key, *OMNIHUB_ENCRYPTION_KEYS]):
+        services.rotate_encryption_keys()
+
+    fernet = Fernet(new_key)
+    for column, plain in [
+        ("webhook_secret", tenant.webhook_secret),
+        ("previous_webhook_secret", tenant.previous_webhook_secret),
+    ]:
+        assert fernet.decrypt(stored_column(tenant.pk, column).encode()).decode() == plain

@@ -1,11 +1,13 @@
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jwt
 import pytest
 from django.test import Client, override_settings
 
@@ -29,6 +31,22 @@ def evolution_payload(name: str, **changes: Any) -> dict[str, Any]:
 def post_json(path: str, body: object) -> "TestResponse":
     """POST `body` as JSON, as Evolution does."""
     return Client().post(path, json.dumps(body), content_type="application/json")
+
+
+def evolution_jwt(
+    secret: str, *, algorithm: str = "HS256", issued: float | None = None, **claims: Any
+) -> str:
+    """A token as Evolution signs a webhook with its `jwt_key`; a claim given as None is left
+    out."""
+    iat = int(time.time() if issued is None else issued)
+    made = {"iat": iat, "exp": iat + 600, "app": "evolution", "action": "webhook", **claims}
+    key = "" if algorithm == "none" else secret  # "none" signs with no key at all
+    return jwt.encode({k: v for k, v in made.items() if v is not None}, key, algorithm=algorithm)
+
+
+def post_signed(path: str, body: object, **headers: str) -> "TestResponse":
+    """POST `body` as JSON with these headers, as an Evolution with a jwt_key would."""
+    return Client(headers=headers).post(path, json.dumps(body), content_type="application/json")
 
 
 def post_webhook(tenant: str, payload: dict[str, Any]) -> dict[str, Any]:

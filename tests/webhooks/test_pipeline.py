@@ -31,7 +31,9 @@ def test_the_legacy_route_works_with_only_the_env_tenant(agent, evolution):
             "evolution_url": "", "evolution_key": "",
         }
     )  # fmt: skip
-    payload = evolution_payload("text_pn", server_url=evolution.url, apikey="webhook-apikey")
+    payload = evolution_payload(
+        "text_pn", instance="legacy-wa", server_url=evolution.url, apikey="webhook-apikey"
+    )
 
     assert post_webhook("", payload)["status"] == "queued"
     answer_all()
@@ -69,8 +71,8 @@ def test_each_tenant_talks_to_its_own_servers_with_its_own_keys():
             evolution_url=evolution_two.url, evolution_key="evo-key-two",
             default_agent="support", session_id_prefix="two-", whatsapp_instance="wa-two",
         )  # fmt: skip
-        post_webhook("one", evolution_payload("text_pn"))
-        post_webhook("two", evolution_payload("text_pn"))
+        post_webhook("one", evolution_payload("text_pn", instance="wa-one"))
+        post_webhook("two", evolution_payload("text_pn", instance="wa-two"))
         answer_all()
 
     for agent, key, name, prefix in [

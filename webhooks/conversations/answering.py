@@ -133,9 +133,15 @@ class Answerer:
 
 
 def _evolution_of(message: Message) -> tuple[str, str]:
-    """The Evolution server and key that answer this message's tenant."""
+    """The Evolution server and key that answer this message's tenant: its own, or the one its
+    webhook named if intake found it trusted (webhooks.inbound.relay); never any other."""
     tenant = message.instance
-    base_url = tenant.evolution_url or message.reply_evolution_url
-    if not base_url:
-        raise OutboundError("no Evolution server is known for this tenant", retryable=False)
-    return base_url, tenant.evolution_key or message.reply_evolution_key
+    if tenant.evolution_url:
+        return tenant.evolution_url, tenant.evolution_key
+    if not message.reply_evolution_url:
+        raise OutboundError(
+            "no trusted Evolution server is known for this message: give the tenant an "
+            "Evolution URL, or list the webhook's server in EVOLUTION_TRUSTED_SERVERS",
+            retryable=False,
+        )
+    return message.reply_evolution_url, message.reply_evolution_key

@@ -15,6 +15,7 @@ from instances.models import InstanceConfig
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
 from omnihub.json_input import storable_copy
 from webhooks.conversations import leases
+from webhooks.inbound.authentication import WebhookCredentials, authenticate_webhook
 from webhooks.inbound.parsing import (
     MESSAGES_UPSERT,
     IncomingMessage,
@@ -24,6 +25,7 @@ from webhooks.inbound.parsing import (
     parse_incoming_message,
 )
 from webhooks.inbound.policy import ignore_reason
+from webhooks.inbound.relay import ReplyServer, reply_server
 from webhooks.inbound.routing import tenant_and_event
 from webhooks.models import Conversation, Message
 
@@ -34,7 +36,7 @@ CONVERSATION_CACHE_SECONDS = 3600
 
 @dataclass(frozen=True, slots=True)
 class WebhookOutcome:
-    status: str  # "queued", "ignored" or "duplicate"
+    status: str  # "queued", "ignored", "duplicate" or "failed"
     reason: str = ""
     message_id: str = ""
 
@@ -47,9 +49,13 @@ class WebhookOutcome:
         return answer
 
 
-def handle_webhook_for(name: str, event_from_url: str, payload: dict[str, Any]) -> WebhookOutcome:
-    """A webhook posted to /webhook/evolution[/{name}][/{event}]."""
+def handle_webhook_for(
+    name: str, event_from_url: str, payload: dict[str, Any], credentials: WebhookCredentials
+) -> WebhookOutcome:
+    """A webhook posted to /webhook/evolution[/{name}][/{event}]; WebhookRejectedError, before
+    anything is stored, when it does not prove it comes from the tenant's Evolution."""
     tenant, event_from_url = tenant_and_event(name, event_from_url)
+    authenticate_webhook(tenant, credentials)
     return handle_webhook(tenant, payload, event_from_url=event_from_url)
 
 
@@ -65,6 +71,15 @@ def handle_webhook(
         # Answered 200: Evolution would otherwise redeliver a payload that can never be read.
         logger.warning("unreadable webhook for instance %s: %s", tenant.name, error)
         return WebhookOutcome("ignored", f"unreadable message: {error}")
+    if incoming.instance != tenant.whatsapp_instance:
+        # Another instance's message posted to this tenant's URL (a copied webhook config):
+        # not stored, so this tenant's log and conversations hold only its own chats.
+        reason = (
+            f"misrouted: the webhook is from Evolution instance {incoming.instance or '(none)'!r}"
+            f", this tenant's is {tenant.whatsapp_instance!r}"
+        )
+        logger.warning("webhook for instance %s ignored: %s", tenant.name, reason)
+        return WebhookOutcome("ignored", reason, incoming.message_id)
     return store_message(tenant, incoming, payload)
 
 
@@ -74,11 +89,12 @@ def store_message(
     """Store the message, unique per tenant and WhatsApp id, and, unless it is ignored, mark
     its conversation ready: both or neither."""
     reason = ignore_reason(incoming) or ""
+    server = ReplyServer() if reason else reply_server(tenant, incoming)
     key = _conversation_key(tenant, incoming.chat_jid)
     # The id is cached: conversations are deleted only with their tenant, which is then no
     # longer found.
     remembered = cache.get(key)
-    message = _message(tenant, incoming, payload, reason)
+    message = _message(tenant, incoming, payload, reason, server)
     now = timezone.now()
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
@@ -86,7 +102,7 @@ def store_message(
             message.conversation_id = remembered or _conversation_id(tenant, incoming.chat_jid)
             # The conversation's row first, then the message's unique key, in every transaction:
             # two deliveries of one message taking them in opposite orders would deadlock.
-            if reason:
+            if reason or server.refusal:
                 leases.note_message(message.conversation_id, now=now)
             else:
                 leases.mark_ready(message.conversation_id, now=now)
@@ -110,6 +126,8 @@ def store_message(
         raise
     if reason:
         return WebhookOutcome("ignored", reason, incoming.message_id)
+    if server.refusal:
+        return WebhookOutcome("failed", server.refusal, incoming.message_id)
     return WebhookOutcome("queued", message_id=incoming.message_id)
 
 
@@ -137,16 +155,27 @@ def _is_stored(tenant: TenantRef, incoming: IncomingMessage) -> bool:
 
 
 def _message(
-    tenant: TenantRef, incoming: IncomingMessage, payload: dict[str, Any], reason: str
+    tenant: TenantRef,
+    incoming: IncomingMessage,
+    payload: dict[str, Any],
+    reason: str,
+    server: ReplyServer,
 ) -> Message:
-    """The message as stored; its conversation is set when it is stored."""
+    """The message as stored; its conversation is set when it is stored. A message whose reply
+    has nowhere trusted to go is stored failed, with the reason."""
     media = incoming.media
-    falls_back = tenant.replies_through_webhook
+    if reason:
+        status = Message.Status.IGNORED
+    elif server.refusal:
+        status = Message.Status.FAILED
+    else:
+        status = Message.Status.RECEIVED
     return Message(
         instance_id=tenant.id,
         whatsapp_id=incoming.message_id,
-        status=Message.Status.IGNORED if reason else Message.Status.RECEIVED,
+        status=status,
         ignore_reason=reason,
+        last_error=server.refusal,
         chat_jid=incoming.chat_jid,
         phone=incoming.phone,
         reply_to=incoming.reply_to,
@@ -162,8 +191,8 @@ def _message(
         media_url=(media.url or "") if media else "",
         media_base64=(media.base64 or "") if media and not reason else "",
         raw_payload=_redacted(payload),
-        reply_evolution_url=incoming.server_url.rstrip("/") if falls_back else "",
-        reply_evolution_key=incoming.apikey if falls_back else "",
+        reply_evolution_url=server.url,
+        reply_evolution_key=server.key,
     )
 
 

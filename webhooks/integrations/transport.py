@@ -36,6 +36,10 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 GATEWAY_LOST_STATUSES = frozenset({502, 504})
 
 
+# What callers outside the integrations name the shared client by: only these modules import httpx.
+HttpClient = httpx.AsyncClient
+
+
 class OutboundError(Exception):
     """A call to the agent or to Evolution failed. `maybe_delivered` means the request may have
     reached the server although no complete answer came back: do not resend it blindly."""
@@ -113,16 +117,21 @@ async def exchange_json(
     deadline: float,
     max_bytes: int,
     service: str,
+    method: str = "POST",
 ) -> JsonAnswer:
     """Like post_json, but returns the answer whatever its status, for a client that reads
-    some error answers itself before `raise_for_status`."""
+    some error answers itself before `raise_for_status`. A GET sends no body."""
     where = origin(url)
     progress = _Progress()
     # Failures are raised outside the `except` blocks, so they carry no __context__: httpx's
     # own exceptions may quote a header value (h11's "Illegal header value b'...'").
     try:
         request = client.build_request(
-            "POST", url, json=body, headers=headers, extensions={"trace": progress.trace}
+            method,
+            url,
+            json=None if method == "GET" else body,
+            headers=headers,
+            extensions={"trace": progress.trace},
         )
     except (httpx.InvalidURL, ValueError, TypeError):
         failure = _invalid(f"{service} at {where}")

@@ -3,6 +3,7 @@
 The leading underscore keeps Django from listing this module as a command.
 """
 
+import argparse
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,18 @@ def add_field_arguments(parser: CommandParser) -> None:
     parser.add_argument(
         "--agent-timeout", type=int, metavar="SECONDS", help="1-3600 seconds to wait for the agent."
     )
+    parser.add_argument(
+        "--webhook-secret",
+        metavar="SECRET",
+        help="Secret Evolution signs webhooks with (stored encrypted; generated when not given).",
+    )
     # default=None rather than False, so instance_update can tell "not given" from "given".
+    parser.add_argument(
+        "--require-webhook-auth",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Refuse webhooks that do not prove they know the webhook secret (on for new ones).",
+    )
     parser.add_argument(
         "--default",
         dest="is_default",
@@ -77,6 +89,11 @@ def write_instance(stdout: OutputWrapper, instance: InstanceConfig) -> None:
     width = max(map(len, shown))
     for field, value in shown.items():
         stdout.write(f"{field:<{width}}  {value}")
+
+
+def webhook_auth_label(instance_fields: dict[str, Any]) -> str:
+    """How instance_list flags a tenant whose webhooks need to prove nothing."""
+    return "authenticated" if instance_fields["webhook_authenticated"] else "NOT AUTHENTICATED"
 
 
 def write_json(stdout: OutputWrapper, data: object) -> None:

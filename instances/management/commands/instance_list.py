@@ -2,7 +2,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from instances.management.commands._instance_cli import shown_fields, write_json
+from instances.management.commands._instance_cli import (
+    shown_fields,
+    webhook_auth_label,
+    write_json,
+)
 from instances.models import InstanceConfig
 
 COLUMNS = {
@@ -12,6 +16,7 @@ COLUMNS = {
     "is_default": "DEFAULT",
     "evolution_url": "EVOLUTION URL",
     "agent_api_url": "AGENT URL",
+    "webhook_authenticated": "WEBHOOK",
 }
 
 
@@ -42,4 +47,6 @@ class Command(BaseCommand):
     def cell(field: str, value: Any) -> str:
         if field == "is_default":
             return "*" if value else ""
+        if field == "webhook_authenticated":
+            return webhook_auth_label({field: value})
         return str(value) or "-"

@@ -7,6 +7,7 @@ import pytest
 from tests.factories import InstanceConfigFactory
 from tests.fakes import Recorded, closed_port
 from tests.webhooks.conftest import answer_all, evolution_payload, post_webhook, text_in_chat
+from webhooks.conversations.retries import retry_message
 from webhooks.integrations.agents import client as agents
 from webhooks.models import Message
 
@@ -150,20 +151,38 @@ def test_an_unexpected_error_counts_as_a_failed_attempt(
     assert message.last_error == "unexpected error: RuntimeError('boom')"
 
 
-def test_a_tenant_with_no_known_evolution_server_fails_without_retrying(agent, evolution):
+def test_a_message_with_no_trusted_evolution_server_fails_at_once_and_reaches_nothing(
+    agent, evolution
+):
     InstanceConfigFactory.create(
         name="acme", agent_api_url=agent.url, evolution_url="", evolution_key=""
     )
 
-    post_webhook("acme", evolution_payload("text_pn", server_url=""))
+    answer = post_webhook("acme", evolution_payload("text_pn", server_url=""))
     answer_all()
 
-    assert len(agent.requests) == 1
+    assert answer["status"] == "failed"
+    assert agent.requests == []
     assert evolution.requests == []
     message = Message.objects.get()
     assert message.status == Message.Status.FAILED
-    assert message.attempts == 1
-    assert message.last_error == "no Evolution server is known for this tenant"
+    assert message.attempts == 0
+    assert "server_url" in message.last_error
+
+
+def test_a_retried_message_with_no_trusted_evolution_server_is_sent_nowhere(agent, evolution):
+    InstanceConfigFactory.create(
+        name="acme", agent_api_url=agent.url, evolution_url="", evolution_key=""
+    )
+    post_webhook("acme", evolution_payload("text_pn", server_url=""))
+
+    retry_message(Message.objects.get())
+    answer_all()
+
+    assert evolution.requests == []
+    message = Message.objects.get()
+    assert message.status == Message.Status.FAILED
+    assert "EVOLUTION_TRUSTED_SERVERS" in message.last_error
 
 
 def test_a_message_waiting_for_a_retry_holds_back_its_chat_but_not_others(

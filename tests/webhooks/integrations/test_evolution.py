@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeServer, evolution_accepting, serve
-from webhooks.integrations.evolution.client import find_sent_text, send_text
+from tests.fakes import FakeServer, evolution_accepting, evolution_instances, serve
+from webhooks.integrations.evolution.client import (
+    connection_state,
+    find_sent_text,
+    find_webhook,
+    send_text,
+    set_webhook,
+)
 from webhooks.integrations.transport import OutboundError, new_client
 
 CHAT = "5511912345678@s.whatsapp.net"
@@ -272,3 +278,63 @@ def test_it_reads_the_bare_list_older_evolutions_answer():
 def test_a_record_it_cannot_read_is_skipped(broken):
     with serve(finding_records([broken, record(TEXT, message_id="GOOD")])) as fake:
         assert find(fake.url) == "GOOD"
+
+
+def on_evolution(call: Any, url: str, **options: Any) -> Any:
+    """Run one of the instance-setup calls against `url` with a fresh client."""
+
+    async def run() -> Any:
+        async with new_client() as client:
+            return await call(
+                client,
+                base_url=url,
+                api_key="evolution-key-0001",
+                instance=options.pop("instance", "acme-wa"),
+                deadline=5.0,
+                **options,
+            )
+
+    return asyncio.run(run())
+
+
+def test_it_sets_an_instance_s_webhook_and_finds_it_again():
+    webhook = {
+        "enabled": True, "url": "https://omnihub.test/webhook/evolution/acme", "byEvents": False,
+        "base64": True, "events": ["MESSAGES_UPSERT"], "headers": {"jwt_key": "k" * 43},
+    }  # fmt: skip
+    with serve(evolution_instances("evolution-key-0001", {"acme-wa": "open"})) as fake:
+        on_evolution(set_webhook, fake.url, webhook=webhook)
+        found = on_evolution(find_webhook, fake.url)
+
+    [setting, finding_it] = fake.requests
+    assert (setting.method, setting.path) == ("POST", "/webhook/set/acme-wa")
+    assert setting.body == {"webhook": webhook}
+    assert (finding_it.method, finding_it.path) == ("GET", "/webhook/find/acme-wa")
+    assert found.url == webhook["url"]
+    assert found.enabled is True
+    assert found.events == ["MESSAGES_UPSERT"]
+    assert found.jwt_key == "k" * 43
+    assert "k" * 43 not in repr(found)
+
+
+def test_it_finds_no_webhook_on_an_instance_without_one():
+    with serve(evolution_instances("evolution-key-0001", {"acme-wa": "open"})) as fake:
+        assert on_evolution(find_webhook, fake.url) is None
+
+
+@pytest.mark.parametrize("state", ["open", "connecting", "close"])
+def test_it_reads_an_instance_s_connection_state(state):
+    with serve(evolution_instances("evolution-key-0001", {"acme-wa": state})) as fake:
+        assert on_evolution(connection_state, fake.url) == state
+
+
+@pytest.mark.parametrize(("instance", "status"), [("ghost", 404), ("acme-wa", 401)])
+def test_setup_calls_fail_with_the_status_evolution_answered(instance, status):
+    with (
+        serve(evolution_instances("another-key", {"acme-wa": "open"})) as fake,
+        pytest.raises(OutboundError) as failure,
+    ):
+        on_evolution(connection_state, fake.url, instance=instance)
+
+    assert failure.value.status_code == status
+    assert failure.value.retryable is False

@@ -14,10 +14,11 @@ from urllib.parse import quote
 
 import httpx
 
-from webhooks.integrations.transport import OutboundError, post_json
+from webhooks.integrations.transport import OutboundError, exchange_json, post_json
 
 SERVICE = "the agent"
 MAX_ANSWER_BYTES = 1024 * 1024
+MAX_PROBE_ANSWER_BYTES = 64 * 1024
 QUOTE_CHARS = 200
 
 
@@ -61,7 +62,7 @@ async def run_agent(
     started = time.monotonic()
     answer = await post_json(
         client,
-        f"{base_url}/api/v1/agent/{quote(agent, safe='')}/run",
+        _run_url(base_url, agent),
         body=_body(request),
         headers={"x-api-key": api_key},
         deadline=deadline,
@@ -79,6 +80,28 @@ async def run_agent(
         )
     message = answer.data["message"]
     return AgentReply(text="" if message is None else str(message), latency_ms=latency_ms)
+
+
+async def probe_agent(
+    client: httpx.AsyncClient, *, base_url: str, api_key: str, agent: str, deadline: float
+) -> int:
+    """The status the agent's run endpoint answers an empty request with, which runs nothing:
+    a request without a message is refused as invalid (422) once the key is accepted, and 401
+    or 403 when it is not. OutboundError when the server cannot be reached."""
+    answer = await exchange_json(
+        client,
+        _run_url(base_url, agent),
+        body={},
+        headers={"x-api-key": api_key},
+        deadline=deadline,
+        max_bytes=MAX_PROBE_ANSWER_BYTES,
+        service=SERVICE,
+    )
+    return answer.status_code
+
+
+def _run_url(base_url: str, agent: str) -> str:
+    return f"{base_url}/api/v1/agent/{quote(agent, safe='')}/run"
 
 
 def _body(request: AgentRequest) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Client of the Evolution API (the WhatsApp gateway): send a text, and find one already sent.
+"""Client of the Evolution API (the WhatsApp gateway): send a text, find one already sent, and
+set up and check an instance's webhook and connection.
 
 Every tenant-specific value (server, key, instance, deadline) is an argument; the shared client
 (webhooks.integrations.transport) carries no cookies or credentials between tenants.
@@ -6,9 +7,12 @@ Every tenant-specific value (server, key, instance, deadline) is an argument; th
 
 # Reference: https://doc.evolution-api.com/v2/api-reference/message-controller/send-text
 # Reference: https://doc.evolution-api.com/v2/api-reference/chat-controller/find-messages
+# Reference: https://doc.evolution-api.com/v2/api-reference/webhook/set
+# Reference: https://doc.evolution-api.com/v2/api-reference/webhook/get
+# Reference: https://doc.evolution-api.com/v2/api-reference/instance-controller/connection-state
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +28,7 @@ from webhooks.integrations.transport import (
 
 SERVICE = "Evolution"
 MAX_SEND_ANSWER_BYTES = 256 * 1024
+MAX_SETUP_ANSWER_BYTES = 64 * 1024
 # Records may carry media thumbnails as base64, hence more room than a send's answer.
 MAX_FIND_ANSWER_BYTES = 4 * 1024 * 1024
 # The newest messages we sent to the chat; a send whose outcome is unknown is among them.
@@ -31,6 +36,17 @@ FIND_PAGE_SIZE = 20
 # Evolution stamps a message with its own clock, in whole seconds.
 CLOCK_SLACK_SECONDS = 60
 LICENSE_REQUIRED = "LICENSE_REQUIRED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookOnFile:
+    """The webhook an Evolution instance has configured (GET /webhook/find/{instance})."""
+
+    url: str
+    enabled: bool
+    events: list[str]
+    by_events: bool
+    jwt_key: str = field(repr=False)  # the secret it signs with; "" when none
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +75,7 @@ async def send_text(
     body: dict[str, Any] = {"number": number, "text": text}
     if delay_ms > 0:
         body["delay"] = delay_ms
-    data = await _post(
+    data = await _call(
         client,
         f"{base_url}/message/sendText/{quote(instance, safe='')}",
         body=body,
@@ -86,7 +102,7 @@ async def find_sent_text(
 
     None also when Evolution keeps no messages (DATABASE_SAVE_DATA_NEW_MESSAGE off) or has not
     stored the send yet: it stores a message only once WhatsApp has taken it."""
-    data = await _post(
+    data = await _call(
         client,
         f"{base_url}/chat/findMessages/{quote(instance, safe='')}",
         # v2 pages with `page` and `offset` (the page size), v1 with `limit`; each ignores the
@@ -109,14 +125,80 @@ async def find_sent_text(
     return None
 
 
-async def _post(
+async def set_webhook(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    api_key: str,
+    instance: str,
+    webhook: dict[str, Any],
+    deadline: float,
+) -> None:
+    """Replace the instance's webhook configuration with `webhook` (Evolution's `webhook`
+    object: enabled, url, byEvents, base64, events, headers)."""
+    await _call(
+        client,
+        f"{base_url}/webhook/set/{quote(instance, safe='')}",
+        body={"webhook": webhook},
+        api_key=api_key,
+        deadline=deadline,
+        max_bytes=MAX_SETUP_ANSWER_BYTES,
+    )
+
+
+async def find_webhook(
+    client: httpx.AsyncClient, *, base_url: str, api_key: str, instance: str, deadline: float
+) -> WebhookOnFile | None:
+    """The instance's webhook configuration, or None when it has none."""
+    data = await _call(
+        client,
+        f"{base_url}/webhook/find/{quote(instance, safe='')}",
+        body=None,
+        api_key=api_key,
+        deadline=deadline,
+        max_bytes=MAX_SETUP_ANSWER_BYTES,
+        method="GET",
+    )
+    if not isinstance(data, dict):
+        return None
+    events = _field(data, "events")
+    headers = _field(data, "headers")
+    return WebhookOnFile(
+        url=_text(_field(data, "url")),
+        enabled=_field(data, "enabled") is True,
+        events=[event for event in events if isinstance(event, str)]
+        if isinstance(events, list)
+        else [],
+        by_events=_field(data, "webhookByEvents") is True,
+        jwt_key=_text(_field(headers, "jwt_key")),
+    )
+
+
+async def connection_state(
+    client: httpx.AsyncClient, *, base_url: str, api_key: str, instance: str, deadline: float
+) -> str:
+    """The instance's WhatsApp connection: "open", "connecting" or "close" ("" if unsaid)."""
+    data = await _call(
+        client,
+        f"{base_url}/instance/connectionState/{quote(instance, safe='')}",
+        body=None,
+        api_key=api_key,
+        deadline=deadline,
+        max_bytes=MAX_SETUP_ANSWER_BYTES,
+        method="GET",
+    )
+    return _text(_field(_field(data, "instance"), "state"))
+
+
+async def _call(
     client: httpx.AsyncClient,
     url: str,
     *,
-    body: dict[str, Any],
+    body: dict[str, Any] | None,
     api_key: str,
     deadline: float,
     max_bytes: int,
+    method: str = "POST",
 ) -> Any:
     answer = await exchange_json(
         client,
@@ -126,6 +208,7 @@ async def _post(
         deadline=deadline,
         max_bytes=max_bytes,
         service=SERVICE,
+        method=method,
     )
     if answer.status_code == 503 and (
         _field(answer.data, "code") == LICENSE_REQUIRED or LICENSE_REQUIRED in answer.text
