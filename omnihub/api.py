@@ -119,6 +119,7 @@ def on_wrong_api_key(request: HttpRequest, error: AuthenticationError) -> HttpRe
 def on_locked_out(request: HttpRequest, error: Exception) -> HttpResponse:
     return auth_failures.lockout_response(request)
 
+
 @api.exception_handler(ConnectionNotPossibleError)
 def on_connection_not_possible(request: HttpRequest, error: Exception) -> HttpResponse:
     return api.create_response(request, {"detail": str(error)}, status=409)
