@@ -19,8 +19,8 @@ GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseB
 logger = logging.getLogger(__name__)
 
 
-class _RequestGuard:
-    """Answers a request itself when `refusal` returns a response, else passes it on."""
+class _BothWays:
+    """Called sync or async, as the middleware chain it sits in is."""
 
     sync_capable = True
     async_capable = True
@@ -30,6 +30,13 @@ class _RequestGuard:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        raise NotImplementedError
+
+
+class _RequestGuard(_BothWays):
+    """Answers a request itself when `refusal` returns a response, else passes it on."""
 
     def refusal(self, request: HttpRequest) -> HttpResponseBase | None:
         raise NotImplementedError
@@ -81,17 +88,8 @@ class NulInUrlMiddleware(_RequestGuard):
         return None
 
 
-class JsonApiErrorsMiddleware:
+class JsonApiErrorsMiddleware(_BothWays):
     """Unknown routes and wrong methods under /api/ answer JSON like every other API error."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
