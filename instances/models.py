@@ -1,6 +1,8 @@
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import (
     MaxValueValidator,
     MinLengthValidator,
@@ -18,7 +20,19 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 validate_name = RegexValidator(
     NAME_PATTERN, "Use 1-64 letters, digits, '_' or '-'.", code="invalid_name"
 )
-validate_http_url = URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")
+_http_url = URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")
+
+
+def validate_http_url(value: str) -> None:
+    """An http(s) URL without credentials in it: keys belong in the key fields, which are
+    encrypted and never shown, while a URL is shown back by the admin, the API and the CLI."""
+    _http_url(value)
+    if "@" in urlsplit(value).netloc:
+        raise ValidationError(
+            "Leave credentials out of the URL; put the key in its own field.", code="userinfo"
+        )
+
+
 # HS256 keys shorter than its 32-byte hash are weaker than the algorithm (RFC 7518 §3.2).
 WEBHOOK_SECRET_MIN_LENGTH = 32
 validate_webhook_secret = MinLengthValidator(

@@ -206,3 +206,15 @@ def test_rotating_encryption_keys_reencrypts_the_webhook_secrets_too():
         ("previous_webhook_secret", tenant.previous_webhook_secret),
     ]:
         assert fernet.decrypt(stored_column(tenant.pk, column).encode()).decode() == plain
+
+
+@pytest.mark.django_db
+def test_a_url_with_credentials_in_it_is_refused_so_it_is_never_shown_back():
+    with pytest.raises(ValidationError) as caught:
+        services.create_instance(
+            name="acme", evolution_url="https://user:hunter2@evolution.test", evolution_key="k",
+            whatsapp_instance="acme", agent_api_url="https://agents.test", default_agent="bot",
+        )  # fmt: skip
+
+    assert "credentials" in str(caught.value.message_dict["evolution_url"])
+    assert "hunter2" not in str(caught.value)
