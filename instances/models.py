@@ -41,6 +41,27 @@ validate_webhook_secret = MinLengthValidator(
 )
 
 
+# Digits of a phone number, or a prefix of one with a trailing "*" ("5511*").
+NUMBER_PATTERN = r"^[0-9]{1,20}\*?$"
+_number_pattern = RegexValidator(
+    NUMBER_PATTERN, "Use digits, optionally ending in * for a prefix (5511*).", code="number"
+)
+
+
+def validate_number_patterns(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValidationError("Give a list of numbers.", code="not_a_list")
+    for entry in value:
+        _number_pattern(entry)
+
+
+def _bounded(low: int, high: int) -> list[MinValueValidator | MaxValueValidator]:
+    return [MinValueValidator(low), MaxValueValidator(high)]
+
+
+REPLY_MAX_LENGTH = 4000
+
+
 def previous_secret_valid_until(rotated_at: datetime | None) -> datetime | None:
     """Until when the webhook secret a rotation replaced still verifies."""
     if rotated_at is None:
@@ -99,6 +120,80 @@ class InstanceConfig(models.Model):
     webhook_rejections = models.PositiveIntegerField(default=0)
     webhook_last_rejected_at = models.DateTimeField(null=True, blank=True)
     webhook_last_rejection = models.CharField(max_length=100, blank=True)
+
+    # Conversation behaviour: each is read by one step of intake or answering.
+    human_takeover_minutes = models.PositiveIntegerField(
+        default=30,
+        validators=_bounded(0, 43200),
+        help_text="Minutes the bot stays quiet in a chat after a person replies from the "
+        "business's phone; 0 never pauses.",
+    )
+    debounce_seconds = models.PositiveIntegerField(
+        default=0,
+        validators=_bounded(0, 60),
+        help_text="Messages arriving within this many seconds of the last one get one answer; "
+        "0 is off.",
+    )
+    split_replies = models.BooleanField(
+        default=True, help_text="Send the agent's answer as one message per paragraph."
+    )
+    typing_ms_per_char = models.PositiveIntegerField(
+        "typing ms per character",
+        default=0,
+        validators=_bounded(0, 1000),
+        help_text="Show 'typing…' this long per character of each part (at most 8 s); 0 is off.",
+    )
+    show_typing = models.BooleanField(
+        default=True, help_text="Show 'typing…' while the agent thinks."
+    )
+    allowed_numbers = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_number_patterns],
+        help_text="When set, only these numbers reach the agent; 5511* matches a prefix.",
+    )
+    blocked_numbers = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_number_patterns],
+        help_text="These numbers never reach the agent; 5511* matches a prefix.",
+    )
+    max_messages_per_hour = models.PositiveIntegerField(
+        default=0,
+        validators=_bounded(0, 100000),
+        help_text="Per contact; beyond it messages are ignored. 0 is no limit.",
+    )
+    rate_limited_reply = models.TextField(
+        blank=True,
+        max_length=REPLY_MAX_LENGTH,
+        help_text="Sent once an hour to a contact over the limit; empty says nothing.",
+    )
+    max_message_age_seconds = models.PositiveIntegerField(
+        default=900,
+        validators=_bounded(0, 604800),
+        help_text="Older messages (a backlog after a reconnect) are not answered; 0 answers all.",
+    )
+    error_reply = models.TextField(
+        blank=True,
+        max_length=REPLY_MAX_LENGTH,
+        help_text="Sent when a message could not be answered; empty says nothing.",
+    )
+    unsupported_reply = models.TextField(
+        blank=True,
+        max_length=REPLY_MAX_LENGTH,
+        help_text="Sent for a message the agent cannot take (a sticker, say); empty says nothing.",
+    )
+    reset_keyword = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="A message equal to this (any case) starts a new agent session; empty is off.",
+    )
+    reset_reply = models.TextField(
+        blank=True,
+        default="Ok, starting over.",
+        max_length=REPLY_MAX_LENGTH,
+        help_text="Sent after the reset keyword.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
