@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import (
+    MaxLengthValidator,
     MaxValueValidator,
     MinLengthValidator,
     MinValueValidator,
@@ -33,6 +34,30 @@ def validate_http_url(value: str) -> None:
         )
 
 
+# Where the Agents API client puts the agent's run endpoint, below the base URL it is given.
+AGENT_RUN_PATH = "/api/v1/agent/"
+
+
+def validate_agent_base_url(value: str) -> None:
+    """The Agents API's base URL, not an endpoint of it: the client appends
+    /api/v1/agent/<agent>/run, so a URL that already holds that path would be called doubled."""
+    parts = urlsplit(value)
+    path = parts.path.rstrip("/") + "/"
+    cut = path.find(AGENT_RUN_PATH)
+    if cut == -1 and path.endswith("/api/v1/"):
+        cut = len(path) - len("/api/v1/")
+    if cut == -1:
+        return
+    # Rebuilt without any user:password a wrong URL may carry: messages are shown back.
+    base = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{path[:cut]}"
+    raise ValidationError(
+        "Enter the base URL of the Agents API, e.g. %(base)s: Omnihub adds "
+        "/api/v1/agent/<agent>/run itself.",
+        code="agent_endpoint",
+        params={"base": base},
+    )
+
+
 # HS256 keys shorter than its 32-byte hash are weaker than the algorithm (RFC 7518 §3.2).
 WEBHOOK_SECRET_MIN_LENGTH = 32
 validate_webhook_secret = MinLengthValidator(
@@ -60,6 +85,8 @@ def _bounded(low: int, high: int) -> list[MinValueValidator | MaxValueValidator]
 
 
 REPLY_MAX_LENGTH = 4000
+# A TextField's max_length only sizes the admin's textarea; this enforces it everywhere.
+_reply_length = MaxLengthValidator(REPLY_MAX_LENGTH)
 
 
 def previous_secret_valid_until(rotated_at: datetime | None) -> datetime | None:
@@ -72,16 +99,24 @@ def previous_secret_valid_until(rotated_at: datetime | None) -> datetime | None:
 class InstanceConfig(models.Model):
     """One tenant: a WhatsApp instance on an Evolution server, answered by one agent."""
 
-    name = models.CharField(max_length=64, unique=True, validators=[validate_name])
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[validate_name],
+        help_text="1-64 letters, digits, '_' or '-'; part of the tenant's webhook URL.",
+    )
     # CharField with our validator: URLField would add a second, vaguer URL message.
     evolution_url = models.CharField(
+        "Evolution API URL",
         max_length=500,
         blank=True,
         validators=[validate_http_url],
         help_text="Evolution API server; blank only for the default tenant seeded from .env, "
         "which then replies through the server named in each webhook.",
     )
-    evolution_key = EncryptedTextField(blank=True)
+    evolution_key = EncryptedTextField(
+        "Evolution API key", blank=True, help_text="The Evolution server's API key."
+    )
     # Without an Evolution URL, replies go to the server a webhook names, but only to this one
     # (unless EVOLUTION_TRUSTED_SERVERS lists others): pinned at the first webhook.
     pinned_evolution_origin = models.CharField(
@@ -90,19 +125,33 @@ class InstanceConfig(models.Model):
         help_text="The Evolution server the first webhook came from; replies go only there.",
     )
     whatsapp_instance = models.CharField(
-        max_length=100, help_text="The instance name on the Evolution server."
+        "WhatsApp instance", max_length=100, help_text="The instance name on the Evolution server."
     )
-    session_id_prefix = models.CharField(max_length=100, blank=True)
-    agent_api_url = models.CharField(max_length=500, validators=[validate_http_url])
-    agent_api_key = EncryptedTextField(blank=True)
-    default_agent = models.CharField(max_length=100)
+    session_id_prefix = models.CharField(
+        "session ID prefix",
+        max_length=100,
+        blank=True,
+        help_text="Put before each chat's agent session name, e.g. acme-.",
+    )
+    agent_api_url = models.CharField(
+        "Agent API URL",
+        max_length=500,
+        validators=[validate_http_url, validate_agent_base_url],
+        help_text="Base URL of the Agents API; Omnihub adds /api/v1/agent/<agent>/run.",
+    )
+    agent_api_key = EncryptedTextField(
+        "Agent API key", blank=True, help_text="Sent to the Agents API; empty sends none."
+    )
+    default_agent = models.CharField(
+        max_length=100, help_text="The agent that answers this tenant's chats."
+    )
     agent_timeout = models.PositiveIntegerField(
         default=60,
         validators=[MinValueValidator(1), MaxValueValidator(3600)],
         help_text="Seconds to wait for the agent's answer.",
     )
     is_default = models.BooleanField(
-        default=False, help_text="Serves the legacy route POST /webhook/evolution."
+        "default", default=False, help_text="Serves the legacy route POST /webhook/evolution."
     )
     # Webhooks must prove they come from this tenant's Evolution (a JWT signed with the secret,
     # or the secret itself in X-Omnihub-Token). Off only for tenants that predate it.
@@ -111,7 +160,11 @@ class InstanceConfig(models.Model):
         default=True,
         help_text="Refuse webhooks (401) that do not prove they know the webhook secret.",
     )
-    webhook_secret = EncryptedTextField(blank=True, validators=[validate_webhook_secret])
+    webhook_secret = EncryptedTextField(
+        blank=True,
+        validators=[validate_webhook_secret],
+        help_text="What Evolution signs this tenant's webhooks with; generated when not given.",
+    )
     # After a rotation the previous secret still verifies for WEBHOOK_SECRET_GRACE_SECONDS, so
     # webhooks already signed, or sent before Evolution is updated, are not lost.
     previous_webhook_secret = EncryptedTextField(blank=True)
@@ -166,6 +219,7 @@ class InstanceConfig(models.Model):
     rate_limited_reply = models.TextField(
         blank=True,
         max_length=REPLY_MAX_LENGTH,
+        validators=[_reply_length],
         help_text="Sent once an hour to a contact over the limit; empty says nothing.",
     )
     max_message_age_seconds = models.PositiveIntegerField(
@@ -176,11 +230,13 @@ class InstanceConfig(models.Model):
     error_reply = models.TextField(
         blank=True,
         max_length=REPLY_MAX_LENGTH,
+        validators=[_reply_length],
         help_text="Sent when a message could not be answered; empty says nothing.",
     )
     unsupported_reply = models.TextField(
         blank=True,
         max_length=REPLY_MAX_LENGTH,
+        validators=[_reply_length],
         help_text="Sent for a message the agent cannot take (a sticker, say); empty says nothing.",
     )
     reset_keyword = models.CharField(
@@ -192,6 +248,7 @@ class InstanceConfig(models.Model):
         blank=True,
         default="Ok, starting over.",
         max_length=REPLY_MAX_LENGTH,
+        validators=[_reply_length],
         help_text="Sent after the reset keyword.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
