@@ -5,6 +5,7 @@ from instances import connection, services
 from instances.models import InstanceConfig
 from instances.schemas import (
     ConnectionStatusOut,
+    DeletedInstanceOut,
     InstanceIn,
     InstanceOut,
     InstanceUpdate,
@@ -15,7 +16,13 @@ router = Router(tags=["instances"])
 
 
 @router.post("", response={201: InstanceOut})
-def create_instance(request: HttpRequest, payload: InstanceIn) -> Status[InstanceConfig]:
+def create_instance(
+    request: HttpRequest,
+    payload: InstanceIn,
+) -> Status[InstanceConfig]:
+    """A new tenant; fields left out take their defaults, and a webhook secret is generated
+    when none is given. A field that is not a tenant's, or is read-only, is refused with 422
+    naming it; every invalid field is named in the one answer."""
     return Status(201, services.create_instance(**payload.model_dump()))
 
 
@@ -30,15 +37,23 @@ def get_instance(request: HttpRequest, name: str) -> InstanceConfig:
 
 
 @router.api_operation(["PUT", "PATCH"], "/{name}", response=InstanceOut)
-def update_instance(request: HttpRequest, name: str, payload: InstanceUpdate) -> InstanceConfig:
+def update_instance(
+    request: HttpRequest,
+    name: str,
+    payload: InstanceUpdate,
+) -> InstanceConfig:
+    """Only the fields sent change. A field that is not a tenant's, or is read-only, is refused
+    with 422 naming it; every invalid field is named in the one answer."""
     changes = payload.model_dump(exclude_unset=True)
     return services.update_instance(services.get_instance(name), **changes)
 
 
-@router.delete("/{name}", response={204: None})
-def delete_instance(request: HttpRequest, name: str) -> Status[None]:
-    services.delete_instance(services.get_instance(name))
-    return Status(204, None)
+@router.delete("/{name}", response=DeletedInstanceOut)
+def delete_instance(request: HttpRequest, name: str) -> dict[str, object]:
+    """Delete the tenant and, with it, its whole message log: every message and conversation
+    it received. There is no undo; the answer says how many messages and conversations went."""
+    deleted = services.delete_instance(services.get_instance(name))
+    return {"name": name, "messages": deleted.messages, "conversations": deleted.conversations}
 
 
 @router.post("/{name}/set-default", response=InstanceOut)

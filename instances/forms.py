@@ -1,24 +1,44 @@
-"""The admin's form for tenants: keys are write-only, and the service layer's rules show as
-form errors instead of failing in save_model."""
+"""The admin's form for tenants, made from instances.tenant_fields: keys are write-only, lists of
+numbers are edited as text, and the service layer's rules show as form errors instead of
+failing in save_model."""
 
+import re
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
+from instances import tenant_fields
 from instances.models import InstanceConfig
 from instances.secrets import mask_secret
-from instances.services import EDITABLE_FIELDS, SECRET_FIELDS, missing_evolution_fields
+from instances.services import EDITABLE_FIELDS, SECRET_FIELDS, missing_fields
+from instances.tenant_fields import TenantField
 
-EVOLUTION_FIELDS = ("evolution_url", "evolution_key")
+_LIST_SEPARATORS = re.compile(r"[\n,;]")
 
 
-def _secret_field(label: str) -> forms.CharField:
+class NumberListField(forms.CharField):
+    """A list of numbers as text, one per line or separated by commas; the model validates
+    each entry."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(widget=forms.Textarea(attrs={"rows": 3, "cols": 30}), **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        # A list from the stored tenant; text as typed when the form comes back with errors.
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return [entry.strip() for entry in _LIST_SEPARATORS.split(text) if entry.strip()]
+
+
+def _secret_field(field: TenantField) -> forms.CharField:
     # render_value=False: the stored key never reaches the page, not even masked.
     # new-password: keeps browsers from filling in the admin's own saved password.
     return forms.CharField(
-        label=label,
+        label=field.label,
         required=False,
         widget=forms.PasswordInput(
             render_value=False, attrs={"autocomplete": "new-password", "class": "vTextField"}
@@ -26,46 +46,34 @@ def _secret_field(label: str) -> forms.CharField:
     )
 
 
-class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
-    evolution_key = _secret_field("Evolution API key")
-    agent_api_key = _secret_field("Agent API key")
-    webhook_secret = _secret_field("Webhook secret")
+def _list_field(field: TenantField) -> NumberListField:
+    return NumberListField(
+        label=field.label,
+        required=False,
+        help_text=f"{field.help_text} One per line, or separated by commas.",
+    )
 
+
+class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
     class Meta:
         model = InstanceConfig
-        fields = [
-            "name",
-            "is_default",
-            "evolution_url",
-            "evolution_key",
-            "whatsapp_instance",
-            "agent_api_url",
-            "agent_api_key",
-            "default_agent",
-            "session_id_prefix",
-            "agent_timeout",
-            "require_webhook_auth",
-            "webhook_secret",
-        ]
-        labels = {
-            "is_default": "Default",
-            "evolution_url": "Evolution API URL",
-            "agent_api_url": "Agent API URL",
-        }
+        fields = [field.name for field in tenant_fields.CREATABLE]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         adding = self.instance.pk is None
-        for name in SECRET_FIELDS & set(self.fields):
-            # A blank initial makes a blank input mean "unchanged" (form.changed_data).
-            self.initial[name] = ""
-            if not adding:
-                self.fields[name].help_text = _stored_secret_help(getattr(self.instance, name))
-        if adding and "webhook_secret" in self.fields:
-            self.fields["webhook_secret"].help_text = "Leave blank to generate one."
-        if adding:
-            for name in set(EVOLUTION_FIELDS) & set(self.fields):
-                self.fields[name].required = True
+        for field in tenant_fields.CREATABLE:
+            if field.name not in self.fields:
+                continue  # the name, once the tenant exists: the admin shows it read-only
+            if field.secret:
+                self.fields[field.name] = _secret_field(field)
+                # A blank initial makes a blank input mean "unchanged" (form.changed_data).
+                self.initial[field.name] = ""
+                self.fields[field.name].help_text = _secret_help(field, self.instance, adding)
+            elif field.kind is list:
+                self.fields[field.name] = _list_field(field)
+            if adding and field.required:
+                self.fields[field.name].required = True
 
     def clean(self) -> dict[str, Any]:
         super().clean()  # ModelForm's returns self.cleaned_data; the stubs allow None
@@ -74,17 +82,12 @@ class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
             if not cleaned_data.get(name) and name not in self.errors:
                 # Blank keeps the stored key; the model validation that follows sees it too.
                 cleaned_data[name] = getattr(self.instance, name)
-        self._require_evolution(cleaned_data)
+        self._require(cleaned_data)
         return cleaned_data
 
-    def _require_evolution(self, cleaned_data: dict[str, Any]) -> None:
+    def _require(self, cleaned_data: dict[str, Any]) -> None:
         """The service layer's rule, checked here so it shows on the form."""
-        missing = missing_evolution_fields(
-            cleaned_data.get("evolution_url") or "",
-            cleaned_data.get("evolution_key") or "",
-            creating=self.instance.pk is None,
-        )
-        for name in missing:
+        for name in missing_fields(cleaned_data, creating=self.instance.pk is None):
             if name in self.fields and name not in self.errors:
                 self.add_error(name, "This field is required.")
 
@@ -113,7 +116,10 @@ class InstanceConfigForm(forms.ModelForm[InstanceConfig]):
         }
 
 
-def _stored_secret_help(stored: str) -> str:
+def _secret_help(field: TenantField, instance: InstanceConfig, adding: bool) -> str:
+    if adding:
+        return field.help_text
+    stored = getattr(instance, field.name)
     if not stored:
         return "Not set. Leave blank to keep it unset."
     # The admin renders help text as HTML, and the mask shows the key's last characters.

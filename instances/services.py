@@ -9,28 +9,16 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from instances import tenant_fields
+from instances.message_log import MessageLog, deleted_message_log
 from instances.models import InstanceConfig
 from instances.selectors import forget_tenant
 
 logger = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = frozenset(
-    {
-        "evolution_url",
-        "evolution_key",
-        "whatsapp_instance",
-        "session_id_prefix",
-        "agent_api_url",
-        "agent_api_key",
-        "default_agent",
-        "agent_timeout",
-        "is_default",
-        "require_webhook_auth",
-        "webhook_secret",
-    }
-)
+EDITABLE_FIELDS = tenant_fields.EDITABLE_NAMES
 # Write-only: given blank, the stored value is kept.
-SECRET_FIELDS = frozenset({"evolution_key", "agent_api_key", "webhook_secret"})
+SECRET_FIELDS = tenant_fields.SECRET_NAMES
 # Every column stored encrypted, for rotate_encryption_keys.
 ENCRYPTED_FIELDS = SECRET_FIELDS | {"previous_webhook_secret"}
 # Any fixed 64-bit number, unique within Omnihub, names the advisory lock.
@@ -56,35 +44,15 @@ def get_instance(name: str) -> InstanceConfig:
         raise InstanceNotFoundError(name) from None
 
 
-def create_instance(
-    *,
-    name: str,
-    evolution_url: str,
-    evolution_key: str,
-    whatsapp_instance: str,
-    agent_api_url: str,
-    default_agent: str,
-    agent_api_key: str = "",
-    session_id_prefix: str = "",
-    agent_timeout: int = 60,
-    is_default: bool = False,
-    require_webhook_auth: bool = True,
-    webhook_secret: str = "",
-) -> InstanceConfig:
-    """A new tenant; without a webhook secret of its own it gets a generated one."""
-    instance = InstanceConfig(
-        name=name,
-        evolution_url=evolution_url,
-        evolution_key=evolution_key,
-        whatsapp_instance=whatsapp_instance,
-        session_id_prefix=session_id_prefix,
-        agent_api_url=agent_api_url,
-        agent_api_key=agent_api_key,
-        default_agent=default_agent,
-        agent_timeout=agent_timeout,
-        require_webhook_auth=require_webhook_auth,
-        webhook_secret=webhook_secret or new_webhook_secret(),
-    )
+def create_instance(*, name: str, **fields: Any) -> InstanceConfig:
+    """A new tenant from the fields given (tenant_fields.EDITABLE), the model's defaults for
+    the rest; without a webhook secret of its own it gets a generated one."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError({field: "This field cannot be set." for field in sorted(unknown)})
+    is_default = fields.pop("is_default", False)
+    instance = InstanceConfig(name=name, **fields)
+    instance.webhook_secret = instance.webhook_secret or new_webhook_secret()
     _validate(instance, creating=True)
     if InstanceConfig.objects.filter(name=name).exists():
         raise InstanceExistsError(name)
@@ -194,10 +162,13 @@ def _keep_previous_webhook_secret(instance: InstanceConfig) -> None:
         instance.webhook_secret_rotated_at = timezone.now()
 
 
-def delete_instance(instance: InstanceConfig) -> None:
-    instance.delete()
+def delete_instance(instance: InstanceConfig) -> MessageLog:
+    """Delete the tenant and its whole message log; returns how much of it went."""
+    _, deleted = instance.delete()
     _forget(instance)
-    logger.info("instance deleted: %s", instance.name)
+    log = deleted_message_log(deleted)
+    logger.info("instance deleted: %s, with %s", instance.name, log)
+    return log
 
 
 def set_default_instance(instance: InstanceConfig) -> InstanceConfig:
@@ -278,27 +249,29 @@ def describe_validation_error(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
-def missing_evolution_fields(
-    evolution_url: str, evolution_key: str, *, creating: bool
-) -> list[str]:
-    """A tenant needs its own Evolution server and key: always when created through the API,
-    admin or CLI, and once either is set. Only the .env tenant may have neither."""
-    values = {"evolution_url": evolution_url, "evolution_key": evolution_key}
-    if not creating and not any(values.values()):
+def missing_fields(values: dict[str, Any], *, creating: bool) -> list[str]:
+    """What a tenant may not leave blank: when created through the API, admin or CLI, every
+    required field (tenant_fields), its own Evolution server and key included; afterwards, the
+    Evolution server and key once either is set. Only the .env tenant may have neither."""
+    if creating:
+        return tenant_fields.missing_required(values)
+    evolution = {name: values.get(name) for name in ("evolution_url", "evolution_key")}
+    if not any(evolution.values()):
         return []
-    return [field for field, value in values.items() if not value]
+    return [name for name, value in evolution.items() if not value]
 
 
 def _validate(instance: InstanceConfig, *, creating: bool) -> None:
-    errors: dict[str, list[str]] = {}
+    values = {field.name: getattr(instance, field.name) for field in tenant_fields.CREATABLE}
+    # First, so a field left out says "required" rather than the model's "cannot be blank".
+    errors: dict[str, list[ValidationError]] = {
+        name: [ValidationError("This field is required.", code="required")]
+        for name in missing_fields(values, creating=creating)
+    }
     try:
         instance.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as error:
-        errors.update(error.message_dict)
-    missing = missing_evolution_fields(
-        instance.evolution_url, instance.evolution_key, creating=creating
-    )
-    for field in missing:
-        errors.setdefault(field, ["This field is required."])
+        for name, field_errors in error.error_dict.items():
+            errors.setdefault(name, field_errors)
     if errors:
         raise ValidationError(errors)

@@ -1,10 +1,13 @@
+from collections.abc import Mapping
+
 import pytest
 from django.test import Client, override_settings
 
 from instances import services
 from instances.models import InstanceConfig
 from tests.conftest import API_KEY
-from tests.factories import InstanceConfigFactory
+from tests.factories import InstanceConfigFactory, MessageFactory
+from webhooks.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -168,13 +171,27 @@ def test_it_answers_422_for_an_invalid_update_and_writes_nothing(api_client):
     assert InstanceConfig.objects.get(name="acme").agent_api_url == "http://agents.test"
 
 
-def test_it_deletes_an_instance(api_client):
-    InstanceConfigFactory.create(name="acme")
+def test_it_deletes_an_instance_and_says_how_much_of_its_message_log_went(api_client):
+    acme = InstanceConfigFactory.create(name="acme")
+    other = InstanceConfigFactory.create(name="other")
+    for chat in ("5511900000001@s.whatsapp.net", "5511900000002@s.whatsapp.net"):
+        MessageFactory.create_batch(2, instance=acme, chat_jid=chat)
+    kept = MessageFactory.create(instance=other)
 
     response = api_client.delete("/api/v1/instances/acme")
 
-    assert response.status_code == 204
-    assert not InstanceConfig.objects.exists()
+    assert response.status_code == 200
+    assert response.json() == {"name": "acme", "messages": 4, "conversations": 2}
+    assert list(InstanceConfig.objects.all()) == [other]
+    assert list(Message.objects.all()) == [kept]
+
+
+def test_the_api_docs_warn_that_deleting_a_tenant_deletes_its_message_log():
+    schema = Client().get("/api/v1/openapi.json").json()
+
+    delete = schema["paths"]["/api/v1/instances/{name}"]["delete"]
+    assert "message log" in delete["description"]
+    assert "no undo" in delete["description"]
 
 
 def test_it_sets_the_default_and_undefaults_the_previous_one(api_client):
@@ -326,3 +343,276 @@ def test_the_api_answers_422_to_a_secret_too_short(api_client):
 
     assert response.status_code == 422
     assert "webhook_secret" in {error["loc"][-1] for error in response.json()["detail"]}
+
+
+# --- the conversation settings, and one validation pass -----------------------------------------
+
+CONVERSATION_SETTINGS = {
+    "human_takeover_minutes": 45,
+    "debounce_seconds": 5,
+    "split_replies": False,
+    "typing_ms_per_char": 30,
+    "show_typing": False,
+    "allowed_numbers": ["5511*", "5521987654321"],
+    "blocked_numbers": ["5511999999999"],
+    "max_messages_per_hour": 20,
+    "rate_limited_reply": "Slow down, please.",
+    "max_message_age_seconds": 60,
+    "error_reply": "Sorry, something went wrong.",
+    "unsupported_reply": "I can only read text.",
+    "reset_keyword": "#reset",
+    "reset_reply": "Starting over!",
+}
+DEFAULTS = {
+    "human_takeover_minutes": 30,
+    "debounce_seconds": 0,
+    "split_replies": True,
+    "typing_ms_per_char": 0,
+    "show_typing": True,
+    "allowed_numbers": [],
+    "blocked_numbers": [],
+    "max_messages_per_hour": 0,
+    "rate_limited_reply": "",
+    "max_message_age_seconds": 900,
+    "error_reply": "",
+    "unsupported_reply": "",
+    "reset_keyword": "",
+    "reset_reply": "Ok, starting over.",
+}
+INVALID_SETTINGS = [
+    ("human_takeover_minutes", 43201, "less than or equal to 43200"),
+    ("human_takeover_minutes", -1, "greater than or equal to 0"),
+    ("debounce_seconds", 61, "less than or equal to 60"),
+    ("typing_ms_per_char", 1001, "less than or equal to 1000"),
+    ("max_messages_per_hour", 100001, "less than or equal to 100000"),
+    ("max_message_age_seconds", 604801, "less than or equal to 604800"),
+    ("allowed_numbers", ["55 11"], "Use digits"),
+    ("allowed_numbers", "5511*", "valid list"),
+    ("blocked_numbers", ["5511*", 42], "item 1: Input should be a valid string"),
+    ("blocked_numbers", ["*"], "Use digits"),
+    ("split_replies", "perhaps", "valid boolean"),
+    ("show_typing", None, "not null"),
+    ("rate_limited_reply", "x" * 4001, "at most 4000 characters"),
+    ("error_reply", "x" * 4001, "at most 4000 characters"),
+    ("unsupported_reply", "x" * 4001, "at most 4000 characters"),
+    ("reset_keyword", "x" * 101, "at most 100 characters"),
+    ("reset_reply", "x" * 4001, "at most 4000 characters"),
+    ("debounce_seconds", "soon", "valid integer"),
+]
+
+
+def errors_by_location(response):
+    return {tuple(error["loc"]): error["msg"] for error in response.json()["detail"]}
+
+
+def test_a_new_tenant_takes_every_conversation_setting_and_shows_it(api_client):
+    response = api_client.post(
+        "/api/v1/instances", {**NEW_INSTANCE, **CONVERSATION_SETTINGS}, "application/json"
+    )
+
+    assert response.status_code == 201
+    shown = api_client.get("/api/v1/instances/acme").json()
+    assert {name: shown[name] for name in CONVERSATION_SETTINGS} == CONVERSATION_SETTINGS
+    stored = InstanceConfig.objects.values(*CONVERSATION_SETTINGS).get()
+    assert stored == CONVERSATION_SETTINGS
+
+
+def test_a_new_tenant_gets_the_documented_defaults(api_client):
+    body = api_client.post("/api/v1/instances", NEW_INSTANCE, "application/json").json()
+
+    assert {name: body[name] for name in DEFAULTS} == DEFAULTS
+
+
+@pytest.mark.parametrize(("field", "value"), CONVERSATION_SETTINGS.items())
+def test_each_conversation_setting_changes_alone(api_client, field, value):
+    InstanceConfigFactory.create(name="acme")
+    before: Mapping[str, object] = InstanceConfig.objects.values().get()
+
+    response = api_client.patch("/api/v1/instances/acme", {field: value}, "application/json")
+
+    assert response.status_code == 200
+    assert response.json()[field] == value
+    after: Mapping[str, object] = InstanceConfig.objects.values().get()
+    assert {name for name in after if after[name] != before[name]} == {field, "updated_at"}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), INVALID_SETTINGS)
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_an_invalid_conversation_setting_is_a_422_naming_it(
+    api_client, method, field, value, message
+):
+    InstanceConfigFactory.create(name="globex")
+    url, body = (
+        ("/api/v1/instances", {**NEW_INSTANCE, field: value})
+        if method == "post"
+        else ("/api/v1/instances/globex", {field: value})
+    )
+    before = list(InstanceConfig.objects.values())
+
+    response = getattr(api_client, method)(url, body, "application/json")
+
+    assert response.status_code == 422
+    errors = errors_by_location(response)
+    assert list(errors) == [("body", field)]
+    assert message in errors[("body", field)]
+    assert list(InstanceConfig.objects.values()) == before
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_an_unknown_field_is_a_422_naming_it(api_client, method):
+    InstanceConfigFactory.create(name="globex")
+    url, body = (
+        ("/api/v1/instances", {**NEW_INSTANCE, "colour": "red"})
+        if method == "post"
+        else ("/api/v1/instances/globex", {"colour": "red", "default_agent": "support"})
+    )
+    before = list(InstanceConfig.objects.values())
+
+    response = getattr(api_client, method)(url, body, "application/json")
+
+    assert response.status_code == 422
+    assert errors_by_location(response) == {("body", "colour"): "Unknown field."}
+    assert list(InstanceConfig.objects.values()) == before
+
+
+@pytest.mark.parametrize(
+    "field", ["name", "webhook_rejections", "pinned_evolution_origin", "created_at"]
+)
+def test_a_read_only_field_in_an_update_is_a_422_naming_it(api_client, field):
+    InstanceConfigFactory.create(name="acme")
+
+    response = api_client.patch("/api/v1/instances/acme", {field: "x"}, "application/json")
+
+    assert response.status_code == 422
+    assert errors_by_location(response) == {("body", field): "This field is read-only."}
+    assert InstanceConfig.objects.get().name == "acme"
+
+
+def test_a_read_only_field_in_a_new_tenant_is_a_422_naming_it(api_client):
+    body = {**NEW_INSTANCE, "webhook_authenticated": False}
+
+    response = api_client.post("/api/v1/instances", body, "application/json")
+
+    assert response.status_code == 422
+    assert errors_by_location(response) == {
+        ("body", "webhook_authenticated"): "This field is read-only."
+    }
+
+
+def test_one_answer_names_every_invalid_field_of_an_update(api_client):
+    InstanceConfigFactory.create(name="acme", agent_timeout=30)
+    before = list(InstanceConfig.objects.values())
+
+    response = api_client.patch(
+        "/api/v1/instances/acme",
+        {
+            "agent_api_url": "not a url",
+            "agent_timeout": 0,
+            "debounce_seconds": "soon",
+            "allowed_numbers": ["55-11"],
+            "colour": "red",
+            "default_agent": "support",
+        },
+        "application/json",
+    )
+
+    assert response.status_code == 422
+    errors = errors_by_location(response)
+    assert set(errors) == {
+        ("body", "agent_api_url"),
+        ("body", "agent_timeout"),
+        ("body", "debounce_seconds"),
+        ("body", "allowed_numbers"),
+        ("body", "colour"),
+    }
+    assert errors[("body", "agent_api_url")] == "Enter an http(s) URL."
+    assert errors[("body", "agent_timeout")] == "Ensure this value is greater than or equal to 1."
+    assert list(InstanceConfig.objects.values()) == before
+
+
+def test_one_answer_names_every_missing_and_invalid_field_of_a_new_tenant(api_client):
+    response = api_client.post(
+        "/api/v1/instances",
+        {"name": "acme", "evolution_url": "gopher://x", "evolution_key": "", "agent_timeout": 0},
+        "application/json",
+    )
+
+    assert response.status_code == 422
+    errors = errors_by_location(response)
+    assert errors == {
+        ("body", "evolution_url"): "Enter an http(s) URL.",
+        ("body", "evolution_key"): "This field is required.",
+        ("body", "whatsapp_instance"): "This field is required.",
+        ("body", "agent_api_url"): "This field is required.",
+        ("body", "default_agent"): "This field is required.",
+        ("body", "agent_timeout"): "Ensure this value is greater than or equal to 1.",
+    }
+
+
+def test_a_body_that_is_not_an_object_is_a_422_for_the_whole_body(api_client):
+    response = api_client.post("/api/v1/instances", [NEW_INSTANCE], "application/json")
+
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["body"]]
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("https://agents.acme.test/api/v1/agent/sales/run", "https://agents.acme.test"),
+        ("https://agents.acme.test/api/v1/agent/", "https://agents.acme.test"),
+        ("https://agents.acme.test/api/v1", "https://agents.acme.test"),
+        ("http://10.0.0.5:8001/tenants/acme/api/v1/agent/x", "http://10.0.0.5:8001/tenants/acme"),
+    ],
+)
+def test_an_agent_endpoint_given_for_the_base_url_is_a_422_with_the_base_to_give(
+    api_client, url, base
+):
+    response = api_client.post(
+        "/api/v1/instances", {**NEW_INSTANCE, "agent_api_url": url}, "application/json"
+    )
+
+    assert response.status_code == 422
+    message = errors_by_location(response)[("body", "agent_api_url")]
+    assert f"base URL of the Agents API, e.g. {base}:" in message
+    assert "/api/v1/agent/<agent>/run" in message
+
+
+def test_a_base_url_with_a_path_of_its_own_is_fine(api_client):
+    body = {**NEW_INSTANCE, "agent_api_url": "https://gateway.acme.test/agents"}
+
+    response = api_client.post("/api/v1/instances", body, "application/json")
+
+    assert response.status_code == 201
+    assert response.json()["agent_api_url"] == "https://gateway.acme.test/agents"
+
+
+def test_placeholder_values_are_values(api_client):
+    body = {
+        **NEW_INSTANCE,
+        "evolution_url": "http://localhost:8080",
+        "evolution_key": "change-me",
+        "agent_api_url": "http://localhost:8001",
+        "default_agent": "my-agent",
+    }
+
+    assert api_client.post("/api/v1/instances", body, "application/json").status_code == 201
+
+
+def test_the_openapi_schema_documents_every_setting_with_its_bounds():
+    components = Client().get("/api/v1/openapi.json").json()["components"]["schemas"]
+
+    new, update, out = (
+        components[name] for name in ("InstanceIn", "InstanceUpdate", "InstanceOut")
+    )
+    assert set(CONVERSATION_SETTINGS) <= set(new["properties"])
+    assert set(CONVERSATION_SETTINGS) <= set(update["properties"])
+    assert set(CONVERSATION_SETTINGS) <= set(out["properties"])
+    assert new["additionalProperties"] is False
+    assert update["additionalProperties"] is False
+    debounce = new["properties"]["debounce_seconds"]
+    assert (debounce["default"], debounce["minimum"], debounce["maximum"]) == (0, 0, 60)
+    assert update["properties"]["agent_timeout"]["maximum"] == 3600
+    assert "default" not in update["properties"]["agent_timeout"]
+    assert new["properties"]["evolution_key"]["writeOnly"] is True
+    assert "name" not in update["properties"]

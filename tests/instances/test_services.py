@@ -9,10 +9,12 @@ from django.db import connection
 from django.test import override_settings
 
 from instances import services
+from instances.message_log import MessageLog, message_log_of
 from instances.models import InstanceConfig
 from instances.services import seed_default_instance, set_default_instance
-from tests.factories import InstanceConfigFactory
+from tests.factories import InstanceConfigFactory, MessageFactory
 from tests.settings import OMNIHUB_ENCRYPTION_KEYS
+from webhooks.models import Conversation, Message
 
 ENV_TENANT = {
     "name": "legacy",
@@ -218,3 +220,110 @@ def test_a_url_with_credentials_in_it_is_refused_so_it_is_never_shown_back():
 
     assert "credentials" in str(caught.value.message_dict["evolution_url"])
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_a_new_tenant_takes_any_editable_field_and_defaults_the_rest():
+    instance = services.create_instance(**NEW_TENANT, debounce_seconds=4, blocked_numbers=["55*"])
+
+    instance.refresh_from_db()
+    assert (instance.debounce_seconds, instance.blocked_numbers) == (4, ["55*"])
+    assert (instance.human_takeover_minutes, instance.reset_reply) == (30, "Ok, starting over.")
+
+
+@pytest.mark.django_db
+def test_a_new_tenant_refuses_a_field_that_cannot_be_set():
+    with pytest.raises(ValidationError) as caught:
+        services.create_instance(**NEW_TENANT, webhook_rejections=5)
+
+    assert caught.value.message_dict == {"webhook_rejections": ["This field cannot be set."]}
+    assert not InstanceConfig.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_new_tenant_names_every_required_field_left_out_as_required():
+    with pytest.raises(ValidationError) as caught:
+        services.create_instance(name="acme", agent_timeout=0)
+
+    errors = caught.value.error_dict
+    assert {name: [e.code for e in errors[name]] for name in errors} == {
+        "evolution_url": ["required"],
+        "evolution_key": ["required"],
+        "whatsapp_instance": ["required"],
+        "agent_api_url": ["required"],
+        "default_agent": ["required"],
+        "agent_timeout": ["min_value"],
+    }
+
+
+@pytest.mark.django_db
+def test_an_update_validates_every_conversation_setting_on_the_model():
+    tenant = InstanceConfigFactory.create()
+
+    with pytest.raises(ValidationError) as caught:
+        services.update_instance(
+            tenant, debounce_seconds=61, allowed_numbers=["55a"], error_reply="x" * 4001
+        )
+
+    assert set(caught.value.message_dict) == {"debounce_seconds", "allowed_numbers", "error_reply"}
+    tenant.refresh_from_db()
+    assert (tenant.debounce_seconds, tenant.allowed_numbers, tenant.error_reply) == (0, [], "")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://agents.acme.test/api/v1/agent/sales/run",
+        "https://agents.acme.test/api/v1/agent",
+        "https://agents.acme.test/api/v1/",
+    ],
+)
+def test_the_agent_url_must_be_the_base_url(url):
+    with pytest.raises(ValidationError) as caught:
+        services.create_instance(**{**NEW_TENANT, "agent_api_url": url})
+
+    [message] = caught.value.message_dict["agent_api_url"]
+    assert message.startswith(
+        "Enter the base URL of the Agents API, e.g. https://agents.acme.test:"
+    )
+
+
+@pytest.mark.django_db
+def test_the_base_url_hint_never_repeats_credentials():
+    with pytest.raises(ValidationError) as caught:
+        services.create_instance(
+            **{**NEW_TENANT, "agent_api_url": "https://bot:hunter2@agents.acme.test/api/v1/agent/x"}
+        )
+
+    assert "hunter2" not in str(caught.value)
+    assert "e.g. https://agents.acme.test:" in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_deleting_a_tenant_deletes_its_message_log_and_counts_it():
+    tenant = InstanceConfigFactory.create()
+    other = InstanceConfigFactory.create()
+    MessageFactory.create_batch(3, instance=tenant, chat_jid="5511900000001@s.whatsapp.net")
+    MessageFactory.create(instance=tenant)
+    kept = MessageFactory.create(instance=other)
+    before = message_log_of(InstanceConfig.objects.filter(pk=tenant.pk))
+
+    deleted = services.delete_instance(tenant)
+
+    assert deleted == before == MessageLog(messages=4, conversations=2)
+    assert str(deleted) == "4 messages in 2 conversations"
+    assert list(Message.objects.all()) == [kept]
+    assert Conversation.objects.get() == kept.conversation
+
+
+@pytest.mark.django_db
+def test_the_message_log_of_several_tenants_adds_them_up():
+    tenants = InstanceConfigFactory.create_batch(2)
+    for tenant in tenants:
+        MessageFactory.create_batch(2, instance=tenant)
+
+    log = message_log_of(InstanceConfig.objects.all())
+
+    assert log == MessageLog(messages=4, conversations=4)
+    assert str(MessageLog(messages=1, conversations=1)) == "1 message in 1 conversation"
