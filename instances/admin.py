@@ -1,23 +1,41 @@
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from instances import connection, services
-from instances.evolution_webhook import evolution_webhook_config
+from instances import connection, services, tenant_fields
+from instances.evolution_webhook import evolution_webhook_config, webhook_url
 from instances.forms import InstanceConfigForm
+from instances.message_log import MessageLog, counted_models, message_log_of
 from instances.models import InstanceConfig, previous_secret_valid_until
+from instances.tenant_fields import Access
 
-# Shown on the tenant's page; the rotation's own page is the only one that shows the secret.
-WEBHOOK_READONLY = [
-    "evolution_webhook",
-    "webhook_rejections",
-    "webhook_last_rejected_at",
-    "webhook_last_rejection",
-    "webhook_secret_rotated_at",
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec  # django-stubs' type, not Django's
+
+# The admin's own displays, beside the tenant fields of instances.tenant_fields.
+_SHOWN_AFTER = {"webhook_secret": "evolution_webhook"}
+
+
+def _fieldsets() -> "_FieldsetSpec":
+    """One fieldset per group of instances.tenant_fields, in its order."""
+    groups: dict[str, list[str]] = {}
+    for field in tenant_fields.FIELDS:
+        if field.is_column:
+            names = groups.setdefault(field.group.value, [])
+            names += [field.name, *filter(None, [_SHOWN_AFTER.get(field.name)])]
+    return [(group, {"fields": tuple(names)}) for group, names in groups.items()]
+
+
+READ_ONLY = [
+    *(field.name for field in tenant_fields.FIELDS if field.access is Access.READ_ONLY),
+    *_SHOWN_AFTER.values(),
 ]
 
 
@@ -25,54 +43,35 @@ WEBHOOK_READONLY = [
 class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
     form = InstanceConfigForm
     list_display = [
-        "name", "whatsapp_instance", "default_agent", "is_default", "webhook_authenticated",
-        "webhook_rejections", "updated_at",
+        "name", "whatsapp_instance", "default_agent", "is_default", "webhook_url",
+        "webhook_authenticated", "webhook_rejections", "updated_at",
     ]  # fmt: skip
     search_fields = ["name", "whatsapp_instance", "default_agent", "agent_api_url"]
     list_filter = ["is_default", "require_webhook_auth", "default_agent"]
     ordering = ["name"]
     actions = ["make_default", "connect_to_evolution", "test_connection", "rotate_webhook_secret"]
-    fieldsets = [
-        (None, {"fields": ["name", "is_default"]}),
-        (
-            "Evolution API",
-            {
-                "fields": [
-                    "evolution_url",
-                    "evolution_key",
-                    "whatsapp_instance",
-                    "pinned_evolution_origin",
-                ]
-            },
-        ),
-        (
-            "Agent",
-            {
-                "fields": [
-                    "agent_api_url",
-                    "agent_api_key",
-                    "default_agent",
-                    "session_id_prefix",
-                    "agent_timeout",
-                ]
-            },
-        ),
-        (
-            "Webhook",
-            {"fields": ["require_webhook_auth", "webhook_secret", *WEBHOOK_READONLY]},
-        ),
-        ("History", {"fields": ["created_at", "updated_at"]}),
-    ]
+    fieldsets = _fieldsets()
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: InstanceConfig | None = None
     ) -> list[str]:
         # The name is in webhook URLs and services.update_instance refuses to change it.
         # The pin is cleared with `omnihub instance_clear_pin`, never typed in.
-        shown = ["pinned_evolution_origin", *WEBHOOK_READONLY, "created_at", "updated_at"]
         if obj is None:
-            return shown
-        return ["name", *shown]
+            return READ_ONLY
+        return ["name", *READ_ONLY]
+
+    @admin.display(description="Webhook URL (for Evolution)")
+    def webhook_url(self, obj: InstanceConfig) -> str:
+        # An input, read-only: one click selects the whole URL to copy, with no script.
+        url = webhook_url(obj)
+        return format_html(
+            '<input type="text" readonly value="{}" size="{}" aria-label="Webhook URL of {}" '
+            'class="webhook-url">',
+            url,
+            len(url),
+            obj.name,
+        )
 
     @admin.display(boolean=True, description="Webhook authenticated")
     def webhook_authenticated(self, obj: InstanceConfig) -> bool:
@@ -106,6 +105,38 @@ class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
         # The admin goes on to log and redirect with obj, so obj must become the saved row.
         obj.pk = created.pk
         obj.refresh_from_db()
+
+    def get_deleted_objects(
+        self, objs: Sequence[InstanceConfig] | QuerySet[InstanceConfig], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
+        """What the delete confirmation lists: each tenant with the size of its message log, and
+        the counts. Django's own would load and list every message, of which there may be
+        millions."""
+        tenants = list(objs)
+        lines = [
+            f"Instance {tenant}, with its message log: "
+            f"{message_log_of(InstanceConfig.objects.filter(pk=tenant.pk))}"
+            for tenant in tenants
+        ]
+        log = message_log_of(InstanceConfig.objects.filter(pk__in=[t.pk for t in tenants]))
+        counts = {
+            str(self.opts.verbose_name_plural): len(tenants),
+            "messages": log.messages,
+            "conversations": log.conversations,
+        }
+        return lines, counts, self._lacking_delete_permissions(request, log), []
+
+    def _lacking_delete_permissions(self, request: HttpRequest, log: MessageLog) -> set[str]:
+        """As Django's own confirmation: rows of the admin's models that the user may not
+        delete keep the tenant from being deleted."""
+        lacking = set()
+        for model, count in counted_models(log):
+            opts = model._meta
+            permission = f"{opts.app_label}.{get_permission_codename('delete', opts)}"
+            registered = self.admin_site.is_registered(model)
+            if count and registered and not request.user.has_perm(permission):
+                lacking.add(str(opts.verbose_name_plural))
+        return lacking
 
     def delete_model(self, request: HttpRequest, obj: InstanceConfig) -> None:
         services.delete_instance(obj)

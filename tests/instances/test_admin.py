@@ -1,6 +1,9 @@
 import re
+from collections.abc import Mapping
 
 import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import override_settings
@@ -8,7 +11,8 @@ from django.urls import reverse
 
 from instances import services
 from instances.models import InstanceConfig
-from tests.factories import InstanceConfigFactory
+from tests.factories import InstanceConfigFactory, MessageFactory
+from webhooks.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +30,30 @@ NEW_INSTANCE = {
     "default_agent": "sales",
     "session_id_prefix": "acme-",
     "agent_timeout": "90",
+    # As the add form renders them: a browser posts them back.
+    "human_takeover_minutes": "30",
+    "debounce_seconds": "0",
+    "split_replies": "on",
+    "typing_ms_per_char": "0",
+    "show_typing": "on",
+    "allowed_numbers": "",
+    "blocked_numbers": "",
+    "max_messages_per_hour": "0",
+    "rate_limited_reply": "",
+    "max_message_age_seconds": "900",
+    "error_reply": "",
+    "unsupported_reply": "",
+    "reset_keyword": "",
+    "reset_reply": "Ok, starting over.",
 }
+CONVERSATION_NUMBERS = [
+    "human_takeover_minutes", "debounce_seconds", "typing_ms_per_char", "max_messages_per_hour",
+    "max_message_age_seconds",
+]  # fmt: skip
+LISTS = ["allowed_numbers", "blocked_numbers"]
+CONVERSATION_TEXTS = [
+    "rate_limited_reply", "error_reply", "unsupported_reply", "reset_keyword", "reset_reply",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -52,8 +79,12 @@ def change_data(instance, **overrides):
         "session_id_prefix": instance.session_id_prefix,
         "agent_timeout": str(instance.agent_timeout),
     }
-    if instance.is_default:
-        data["is_default"] = "on"
+    data.update({name: str(getattr(instance, name)) for name in CONVERSATION_NUMBERS})
+    data.update({name: getattr(instance, name) for name in CONVERSATION_TEXTS})
+    data.update({name: "\n".join(getattr(instance, name)) for name in LISTS})
+    for flag in ("is_default", "split_replies", "show_typing"):
+        if getattr(instance, flag):
+            data[flag] = "on"
     data.update(overrides)
     return {name: value for name, value in data.items() if value is not None}
 
@@ -341,13 +372,66 @@ def test_it_refuses_to_make_two_instances_default(admin_client):
 def test_it_deletes_an_instance(admin_client, caplog):
     caplog.set_level("INFO", logger="instances.services")
     instance = InstanceConfigFactory.create()
+    MessageFactory.create(instance=instance)
     url = reverse("admin:instances_instanceconfig_delete", args=[instance.pk])
 
     response = admin_client.post(url, {"post": "yes"})
 
     assert response.status_code == 302
     assert not InstanceConfig.objects.exists()
-    assert f"instance deleted: {instance.name}" in caplog.messages
+    assert not Message.objects.exists()
+    assert f"instance deleted: {instance.name}, with 1 message in 1 conversation" in caplog.messages
+
+
+def test_the_delete_confirmation_says_how_much_of_the_message_log_goes(admin_client):
+    instance = InstanceConfigFactory.create(name="acme")
+    for chat in ("5511900000001@s.whatsapp.net", "5511900000002@s.whatsapp.net"):
+        MessageFactory.create_batch(3, instance=instance, chat_jid=chat, text="Oi, tudo bem?")
+    MessageFactory.create()  # another tenant's
+
+    page = admin_client.get(
+        reverse("admin:instances_instanceconfig_delete", args=[instance.pk])
+    ).content.decode()
+
+    assert "Instance acme, with its message log: 6 messages in 2 conversations" in page
+    assert "<li>Messages: 6</li>" in page
+    assert "<li>Conversations: 2</li>" in page
+    # A summary: not a line per message, which could be millions.
+    assert "Oi, tudo bem?" not in page
+    assert InstanceConfig.objects.filter(name="acme").exists()
+
+
+def test_the_confirmation_for_deleting_several_tenants_counts_their_logs(admin_client):
+    first, second = InstanceConfigFactory.create(), InstanceConfigFactory.create()
+    MessageFactory.create_batch(2, instance=first)
+    MessageFactory.create(instance=second)
+
+    response = admin_client.post(
+        CHANGELIST_URL,
+        {"action": "delete_selected", "_selected_action": [first.pk, second.pk]},
+    )
+
+    page = response.content.decode()
+    assert "<li>Messages: 3</li>" in page
+    assert f"Instance {first.name}, with its message log: 2 messages in 2 conversations" in page
+    assert InstanceConfig.objects.count() == 2
+
+
+def test_a_user_who_may_not_delete_messages_may_not_delete_a_tenant_with_some(client):
+    staff = User.objects.create_user("staff", password="password", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_instanceconfig", "delete_instanceconfig"])
+    )
+    client.force_login(staff)
+    instance = InstanceConfigFactory.create()
+    MessageFactory.create(instance=instance)
+    url = reverse("admin:instances_instanceconfig_delete", args=[instance.pk])
+
+    page = client.get(url).content.decode()
+    client.post(url, {"post": "yes"})
+
+    assert "doesn't have permission to delete the following types of objects" in page
+    assert InstanceConfig.objects.exists()
 
 
 def test_it_deletes_the_selected_instances(admin_client, caplog):
@@ -442,3 +526,160 @@ def test_the_admin_page_shows_the_pinned_evolution_server(admin_client):
 
     assert "http://10.0.0.5:8080" in page
     assert 'name="pinned_evolution_origin"' not in page
+
+
+# --- the conversation settings, the list's webhook URL --------------------------------------
+
+
+def fieldset_of(response, field):
+    for name, options in response.context["adminform"].fieldsets:
+        if field in options["fields"]:
+            return name
+    return None
+
+
+def test_the_add_form_shows_every_conversation_setting_with_its_default(admin_client):
+    response = admin_client.get(ADD_URL)
+
+    html = response.content.decode()
+    for name in CONVERSATION_NUMBERS:
+        assert f'value="{NEW_INSTANCE[name]}"' in input_tag(html, name)
+        assert fieldset_of(response, name) == "Conversation"
+    for name in ("split_replies", "show_typing"):
+        assert "checked" in input_tag(html, name)
+    assert re.search(
+        r'<textarea[^>]*name="reset_reply"[^>]*>\n?Ok, starting over.</textarea>', html
+    )
+    assert fieldset_of(response, "allowed_numbers") == "Conversation"
+
+
+def test_the_admin_sets_every_conversation_setting(admin_client):
+    instance = InstanceConfigFactory.create()
+    settings = {
+        "human_takeover_minutes": "45",
+        "debounce_seconds": "5",
+        "typing_ms_per_char": "30",
+        "max_messages_per_hour": "20",
+        "max_message_age_seconds": "60",
+        "rate_limited_reply": "Slow down, please.",
+        "error_reply": "Sorry, something went wrong.",
+        "unsupported_reply": "I can only read text.",
+        "reset_keyword": "#reset",
+        "reset_reply": "Starting over!",
+        "allowed_numbers": "5511*\n 5521987654321 ,5531*",
+        "blocked_numbers": "5511999999999",
+        "split_replies": None,
+        "show_typing": None,
+    }
+
+    response = admin_client.post(change_url(instance), change_data(instance, **settings))
+
+    assert response.status_code == 302
+    stored: Mapping[str, object] = InstanceConfig.objects.values().get()
+    assert {name: stored[name] for name in CONVERSATION_NUMBERS} == {
+        name: int(str(settings[name])) for name in CONVERSATION_NUMBERS
+    }
+    assert {name: stored[name] for name in CONVERSATION_TEXTS} == {
+        name: settings[name] for name in CONVERSATION_TEXTS
+    }
+    assert stored["allowed_numbers"] == ["5511*", "5521987654321", "5531*"]
+    assert stored["blocked_numbers"] == ["5511999999999"]
+    assert (stored["split_replies"], stored["show_typing"]) == (False, False)
+
+
+def test_a_stored_number_list_is_shown_one_per_line(admin_client):
+    instance = InstanceConfigFactory.create(allowed_numbers=["5511*", "5521987654321"])
+
+    html = admin_client.get(change_url(instance)).content.decode()
+
+    assert re.search(
+        r'<textarea[^>]*name="allowed_numbers"[^>]*>\n?5511\*\n5521987654321</textarea>', html
+    )
+
+
+def test_an_unchanged_number_list_is_not_a_change(admin_client):
+    instance = InstanceConfigFactory.create(allowed_numbers=["5511*"])
+
+    response = admin_client.post(change_url(instance), change_data(instance))
+
+    assert response.status_code == 302
+    assert LogEntry.objects.get().get_change_message() == "No fields changed."
+    assert InstanceConfig.objects.get().allowed_numbers == ["5511*"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("human_takeover_minutes", "43201", "less than or equal to 43200"),
+        ("debounce_seconds", "61", "less than or equal to 60"),
+        ("typing_ms_per_char", "-1", "greater than or equal to 0"),
+        ("max_messages_per_hour", "many", "Enter a whole number."),
+        ("max_message_age_seconds", "604801", "less than or equal to 604800"),
+        ("allowed_numbers", "5511*\n+55 21", "Use digits"),
+        ("blocked_numbers", "55*11", "Use digits"),
+        ("rate_limited_reply", "x" * 4001, "at most 4000 characters"),
+        ("error_reply", "x" * 4001, "at most 4000 characters"),
+        ("unsupported_reply", "x" * 4001, "at most 4000 characters"),
+        ("reset_keyword", "x" * 101, "at most 100 characters"),
+        ("reset_reply", "x" * 4001, "at most 4000 characters"),
+    ],
+)
+def test_an_invalid_conversation_setting_is_a_form_error(admin_client, field, value, message):
+    instance = InstanceConfigFactory.create()
+    before = InstanceConfig.objects.values().get()
+
+    response = admin_client.post(change_url(instance), change_data(instance, **{field: value}))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in " ".join(errors[field])
+    assert InstanceConfig.objects.values().get() == before
+
+
+def test_an_agent_endpoint_given_for_the_base_url_is_a_form_error_with_the_base(admin_client):
+    response = admin_client.post(
+        ADD_URL, {**NEW_INSTANCE, "agent_api_url": "https://agents.acme.test/api/v1/agent/x/run"}
+    )
+
+    errors = response.context["adminform"].form.errors
+    assert "e.g. https://agents.acme.test:" in errors["agent_api_url"][0]
+    assert not InstanceConfig.objects.exists()
+
+
+def test_the_list_shows_each_webhook_url_ready_to_copy(admin_client):
+    InstanceConfigFactory.create(name="acme")
+    InstanceConfigFactory.create(name="globex", authenticated=True)
+
+    with override_settings(OMNIHUB_PUBLIC_URL="https://omnihub.example.com/"):
+        html = admin_client.get(CHANGELIST_URL).content.decode()
+
+    for name in ("acme", "globex"):
+        url = f"https://omnihub.example.com/webhook/evolution/{name}"
+        tag = re.search(rf'<input[^>]*value="{re.escape(url)}"[^>]*>', html)
+        assert tag, name
+        assert "readonly" in tag.group(0)
+    assert "Webhook URL" in html
+    assert 'alt="False"' in html
+    assert 'alt="True"' in html
+
+
+def test_the_list_names_the_missing_public_url_in_the_webhook_url(admin_client):
+    InstanceConfigFactory.create(name="acme")
+
+    with override_settings(OMNIHUB_PUBLIC_URL=""):
+        html = admin_client.get(CHANGELIST_URL).content.decode()
+
+    assert 'value="&lt;OMNIHUB_PUBLIC_URL&gt;/webhook/evolution/acme"' in html
+
+
+def test_whatsapp_is_spelled_so_on_the_list_and_the_form(admin_client):
+    instance = InstanceConfigFactory.create()
+
+    pages = [
+        admin_client.get(url).content.decode() for url in (CHANGELIST_URL, change_url(instance))
+    ]
+
+    for page in pages:
+        assert "WhatsApp instance" in page
+        assert "Whatsapp" not in page
