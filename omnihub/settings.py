@@ -150,7 +150,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # On stderr, so a command's output (stdout) is its own; the instance_* commands show only
+    # warnings there unless -v 2 asks for more (instances/management/commands/_instance_cli).
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Django's own loggers default to INFO and would bypass LOG_LEVEL (a line per task state).
     "loggers": {

@@ -1,20 +1,29 @@
 import gc
+import getpass
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
 from collections.abc import Mapping
 from io import StringIO
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import call_command
+from django.contrib.auth.models import User
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
 from instances import services
 from instances.models import InstanceConfig
-from tests.factories import InstanceConfigFactory
+from tests.factories import InstanceConfigFactory, MessageFactory
+from tests.processes import ROOT, child_env
 from tests.settings import OMNIHUB_ENCRYPTION_KEYS
+from webhooks.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -102,18 +111,21 @@ def test_it_refuses_a_name_that_exists():
     assert snapshot() == before
 
 
-def test_it_rejects_an_invalid_url_naming_the_field():
-    with pytest.raises(CommandError, match=r"^invalid instance: evolution_url: ") as excinfo:
+def test_it_rejects_an_invalid_url_naming_the_flag():
+    with pytest.raises(CommandError) as excinfo:
         add(**{"--evolution-url": "ftp://evolution.acme.test"})
 
+    assert str(excinfo.value) == "--evolution-url: Enter an http(s) URL."
     assert excinfo.value.returncode == 1
-    assert "\n" not in str(excinfo.value)
     assert not InstanceConfig.objects.exists()
 
 
-@pytest.mark.parametrize("timeout", ["0", "3601", "-5"])
-def test_it_rejects_an_out_of_range_timeout_naming_the_field(timeout):
-    with pytest.raises(CommandError, match="agent_timeout"):
+@pytest.mark.parametrize(
+    ("timeout", "bound"),
+    [("0", "greater than or equal to 1"), ("3601", "less than or equal to 3600"), ("-5", "")],
+)
+def test_it_rejects_an_out_of_range_timeout_naming_the_flag(timeout, bound):
+    with pytest.raises(CommandError, match=rf"^--agent-timeout: Ensure this value is {bound}"):
         add(**{"--agent-timeout": timeout})
 
     assert not InstanceConfig.objects.exists()
@@ -126,24 +138,26 @@ def test_it_rejects_a_timeout_that_is_not_a_number():
     assert not InstanceConfig.objects.exists()
 
 
-def test_it_requires_the_evolution_key_naming_the_field():
+def test_it_requires_the_evolution_key_naming_the_flag():
     InstanceConfigFactory.create()
     before = snapshot()
 
-    with pytest.raises(CommandError, match=r"evolution_key: This field is required"):
+    with pytest.raises(CommandError, match=r"^--evolution-key is required$"):
         add(**{"--evolution-key": None})
 
     assert snapshot() == before
 
 
-def test_it_names_every_missing_field_on_one_line():
+def test_it_names_every_missing_flag_on_one_line():
     with pytest.raises(CommandError) as excinfo:
-        run("instance_add", "--name", "acme")
+        run("instance_add", "--name", "acme", "--agent-timeout", "0")
 
-    message = str(excinfo.value)
-    assert "\n" not in message
-    for field in ("evolution_url", "evolution_key", "whatsapp_instance", "agent_api_url"):
-        assert field in message
+    assert str(excinfo.value) == (
+        "--evolution-url is required; --evolution-key is required; "
+        "--whatsapp-instance is required; --agent-api-url is required; "
+        "--default-agent is required; --agent-timeout: Ensure this value is greater than or "
+        "equal to 1."
+    )
     assert not InstanceConfig.objects.exists()
 
 
@@ -289,7 +303,7 @@ def test_it_writes_nothing_when_an_update_is_invalid():
     InstanceConfigFactory.create(name="acme")
     before = snapshot()
 
-    with pytest.raises(CommandError, match="agent_api_url"):
+    with pytest.raises(CommandError, match=r"^--agent-api-url: Enter an http"):
         run("instance_update", "acme", "--default-agent", "sales", "--agent-api-url", "nope")
 
     assert snapshot() == before
@@ -316,8 +330,25 @@ def test_it_deletes_an_instance_when_the_user_confirms(answer):
 
     output = run("instance_delete", "acme", stdin=Terminal(answer))
 
-    assert "Delete instance 'acme'? [y/N]" in output
+    assert "Delete instance 'acme' and its message log (0 messages in 0 conversations)?" in output
     assert not InstanceConfig.objects.exists()
+
+
+def test_the_delete_question_says_how_many_messages_go_with_the_tenant():
+    acme = InstanceConfigFactory.create(name="acme")
+    for chat in ("5511900000001@s.whatsapp.net", "5511900000002@s.whatsapp.net"):
+        MessageFactory.create_batch(2, instance=acme, chat_jid=chat)
+    MessageFactory.create()  # another tenant's
+
+    with pytest.raises(CommandError, match="aborted"):
+        run("instance_delete", "acme", stdin=Terminal("n\n"))
+    output = run("instance_delete", "acme", stdin=Terminal("y\n"))
+
+    assert output.startswith(
+        "Delete instance 'acme' and its message log (4 messages in 2 conversations)? [y/N] "
+    )
+    assert "Deleted instance 'acme': 4 messages in 2 conversations." in output
+    assert Message.objects.count() == 1
 
 
 @pytest.mark.parametrize("answer", ["n\n", "\n", "sure\n", ""])
@@ -467,3 +498,321 @@ def test_instance_update_switches_authentication_off_and_the_list_flags_it():
 
     assert InstanceConfig.objects.get().require_webhook_auth is False
     assert "NOT AUTHENTICATED" in run("instance_list")
+
+
+# --- the conversation settings as flags --------------------------------------------------------
+
+CONVERSATION_FLAGS = [
+    ("--human-takeover-minutes", "45", "human_takeover_minutes", 45),
+    ("--debounce-seconds", "5", "debounce_seconds", 5),
+    ("--no-split-replies", None, "split_replies", False),
+    ("--typing-ms-per-char", "30", "typing_ms_per_char", 30),
+    ("--no-show-typing", None, "show_typing", False),
+    ("--allowed-numbers", "5511*, 5521987654321", "allowed_numbers", ["5511*", "5521987654321"]),
+    ("--blocked-numbers", "5511999999999", "blocked_numbers", ["5511999999999"]),
+    ("--max-messages-per-hour", "20", "max_messages_per_hour", 20),
+    ("--rate-limited-reply", "Slow down, please.", "rate_limited_reply", "Slow down, please."),
+    ("--max-message-age-seconds", "60", "max_message_age_seconds", 60),
+    ("--error-reply", "Sorry!", "error_reply", "Sorry!"),
+    ("--unsupported-reply", "Text only.", "unsupported_reply", "Text only."),
+    ("--reset-keyword", "#reset", "reset_keyword", "#reset"),
+    ("--reset-reply", "Starting over!", "reset_reply", "Starting over!"),
+]
+INVALID_FLAGS = [
+    ("--human-takeover-minutes", "43201", "Ensure this value is less than or equal to 43200."),
+    ("--debounce-seconds", "61", "Ensure this value is less than or equal to 60."),
+    ("--typing-ms-per-char", "-1", "Ensure this value is greater than or equal to 0."),
+    ("--max-messages-per-hour", "100001", "Ensure this value is less than or equal to 100000."),
+    ("--max-message-age-seconds", "604801", "Ensure this value is less than or equal to 604800."),
+    ("--allowed-numbers", "5511*,55-21", "Use digits, optionally ending in * for a prefix"),
+    ("--blocked-numbers", "*", "Use digits, optionally ending in * for a prefix"),
+    ("--rate-limited-reply", "x" * 4001, "Ensure this value has at most 4000 characters"),
+    ("--error-reply", "x" * 4001, "Ensure this value has at most 4000 characters"),
+    ("--unsupported-reply", "x" * 4001, "Ensure this value has at most 4000 characters"),
+    ("--reset-keyword", "x" * 101, "Ensure this value has at most 100 characters"),
+    ("--reset-reply", "x" * 4001, "Ensure this value has at most 4000 characters"),
+]
+
+
+def flag_args(flag, value):
+    return [flag] if value is None else [flag, value]
+
+
+@pytest.mark.parametrize(("flag", "value", "field", "stored"), CONVERSATION_FLAGS)
+def test_instance_add_takes_each_conversation_setting(flag, value, field, stored):
+    run(
+        "instance_add",
+        *[part for item in ADD_FLAGS.items() for part in item],
+        *flag_args(flag, value),
+    )
+
+    assert getattr(InstanceConfig.objects.get(), field) == stored
+
+
+@pytest.mark.parametrize(("flag", "value", "field", "stored"), CONVERSATION_FLAGS)
+def test_instance_update_changes_each_conversation_setting_alone(flag, value, field, stored):
+    instance = InstanceConfigFactory.create(name="acme")
+    before: Mapping[str, object] = InstanceConfig.objects.values().get(pk=instance.pk)
+
+    run("instance_update", "acme", *flag_args(flag, value))
+
+    after: Mapping[str, object] = InstanceConfig.objects.values().get(pk=instance.pk)
+    assert after[field] == stored
+    assert {name for name in after if after[name] != before[name]} == {field, "updated_at"}
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), INVALID_FLAGS)
+def test_an_invalid_conversation_setting_is_refused_naming_its_flag(flag, value, message):
+    InstanceConfigFactory.create(name="acme")
+    before = snapshot()
+
+    with pytest.raises(CommandError) as excinfo:
+        run("instance_update", "acme", flag, value)
+
+    assert str(excinfo.value).startswith(f"{flag}: {message}")
+    assert excinfo.value.returncode == 1
+    assert snapshot() == before
+
+
+def test_a_setting_that_is_not_a_number_is_refused_naming_its_flag():
+    InstanceConfigFactory.create(name="acme")
+
+    with pytest.raises(CommandError, match="--debounce-seconds: invalid int value: 'soon'"):
+        run("instance_update", "acme", "--debounce-seconds", "soon")
+
+
+def test_an_empty_list_flag_empties_the_list():
+    InstanceConfigFactory.create(name="acme", blocked_numbers=["5511*"])
+
+    run("instance_update", "acme", "--blocked-numbers", "")
+
+    assert InstanceConfig.objects.get().blocked_numbers == []
+
+
+def test_instance_show_gives_lists_as_the_flags_take_them():
+    InstanceConfigFactory.create(name="acme", allowed_numbers=["5511*", "5521987654321"])
+
+    lines = [line.split() for line in run("instance_show", "acme").splitlines()]
+
+    assert ["allowed_numbers", "5511*,5521987654321"] in lines
+
+
+def test_instance_update_without_a_flag_changes_nothing_and_says_so():
+    InstanceConfigFactory.create(name="acme")
+    before = snapshot()
+
+    with pytest.raises(CommandError, match=r"^nothing to change: give the flags") as excinfo:
+        run("instance_update", "acme")
+
+    assert excinfo.value.returncode == 1
+    assert snapshot() == before
+
+
+def test_the_help_documents_the_flags_there_are():
+    parser = load_command_class("instances", "instance_update").create_parser(
+        "omnihub", "instance_update"
+    )
+
+    text = parser.format_help()
+
+    assert "instance_update NAME --agent-timeout 10" in text
+    for expected in (
+        "--agent-timeout SECONDS",
+        "Conversation settings:",
+        "--human-takeover-minutes",
+    ):
+        assert expected in text
+    assert "--field" not in text
+    run("instance_update", InstanceConfigFactory.create().name, "--agent-timeout", "10")
+
+
+# --- secrets from standard input or a prompt -------------------------------------------------
+
+
+def test_a_secret_given_as_dash_is_read_from_standard_input():
+    InstanceConfigFactory.create(name="acme")
+
+    output = run(
+        "instance_update", "acme", "--agent-api-key", "-", stdin=StringIO("piped-agent-key-5555\n")
+    )
+
+    assert InstanceConfig.objects.get().agent_api_key == "piped-agent-key-5555"
+    assert "piped-agent-key-5555" not in output
+    assert "••••5555" in output
+
+
+def test_instance_add_reads_a_secret_from_standard_input():
+    run(
+        "instance_add",
+        *[part for item in {**ADD_FLAGS, "--evolution-key": "-"}.items() for part in item],
+        stdin=StringIO("piped-evolution-key-6666"),
+    )
+
+    assert InstanceConfig.objects.get().evolution_key == "piped-evolution-key-6666"
+
+
+def test_only_one_secret_can_come_from_standard_input():
+    InstanceConfigFactory.create(name="acme")
+    before = snapshot()
+
+    with pytest.raises(CommandError, match=r"only one flag can read standard input \(-\): "):
+        run(
+            "instance_update", "acme", "--agent-api-key", "-", "--evolution-key", "-",
+            stdin=StringIO("key\n"),
+        )  # fmt: skip
+
+    assert snapshot() == before
+
+
+def test_an_empty_standard_input_is_refused_rather_than_kept():
+    InstanceConfigFactory.create(name="acme")
+    before = snapshot()
+
+    with pytest.raises(CommandError, match=r"^--agent-api-key -: standard input held no value"):
+        run("instance_update", "acme", "--agent-api-key", "-", stdin=StringIO(""))
+
+    assert snapshot() == before
+
+
+def test_a_missing_evolution_key_is_asked_for_at_a_terminal(monkeypatch):
+    asked = []
+
+    def typed(prompt):
+        asked.append(prompt)
+        return "typed-evolution-key-7777"
+
+    monkeypatch.setattr(getpass, "getpass", typed)
+
+    output = run(
+        "instance_add",
+        *[part for item in ADD_FLAGS.items() if item[0] != "--evolution-key" for part in item],
+        stdin=Terminal(""),
+    )
+
+    assert asked == ["Evolution API key: "]
+    assert InstanceConfig.objects.get().evolution_key == "typed-evolution-key-7777"
+    assert "typed-evolution-key-7777" not in output
+
+
+def test_a_missing_evolution_key_is_not_asked_for_without_a_terminal(monkeypatch):
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: pytest.fail("asked"))
+
+    with pytest.raises(CommandError, match=r"^--evolution-key is required$"):
+        run(
+            "instance_add",
+            *[part for item in ADD_FLAGS.items() if item[0] != "--evolution-key" for part in item],
+            stdin=StringIO(""),
+        )
+
+
+# --- ensure_admin ------------------------------------------------------------------------------
+
+
+@override_settings(OMNIHUB_ADMIN_USER="boss", OMNIHUB_ADMIN_PASSWORD="first-password-1")
+def test_ensure_admin_creates_the_admin_user():
+    output = run("ensure_admin")
+
+    user = User.objects.get(username="boss")
+    assert user.is_superuser
+    assert user.check_password("first-password-1")
+    assert output == "created admin user 'boss'\n"
+
+
+def test_ensure_admin_sets_a_changed_password_and_says_so():
+    User.objects.create_superuser("boss", "", "first-password-1")
+
+    with override_settings(OMNIHUB_ADMIN_USER="boss", OMNIHUB_ADMIN_PASSWORD="second-password-2"):
+        output = run("ensure_admin")
+
+    assert User.objects.get(username="boss").check_password("second-password-2")
+    assert output == ("set the password of admin user 'boss' from OMNIHUB_ADMIN_PASSWORD\n")
+    assert "second-password-2" not in output
+
+
+@override_settings(OMNIHUB_ADMIN_USER="boss", OMNIHUB_ADMIN_PASSWORD="first-password-1")
+def test_ensure_admin_leaves_an_unchanged_password_alone_and_quiet():
+    User.objects.create_superuser("boss", "", "first-password-1")
+    stored = User.objects.get().password
+
+    assert run("ensure_admin") == ""
+    assert User.objects.get().password == stored
+
+
+# --- as a person runs them: a process of their own, a terminal ---------------------------------
+
+
+def omnihub(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "omnihub.cli", *args],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60, check=False,
+        **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_prints_its_own_output_and_no_log_line_at_the_default_verbosity():
+    added = omnihub("instance_add", *[part for item in ADD_FLAGS.items() for part in item])
+    updated = omnihub("instance_update", "acme", "--debounce-seconds", "3", "-v", "2")
+
+    assert (added.returncode, added.stderr) == (0, "")
+    assert added.stdout.startswith("Created instance 'acme'.\nname ")
+    assert "INFO" not in added.stdout
+    # Asked for, the services' log lines come, on stderr only.
+    assert updated.returncode == 0
+    assert "INFO instances.services instance updated: acme" in updated.stderr
+    assert "INFO" not in updated.stdout
+    assert InstanceConfig.objects.get().debounce_seconds == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_secret_piped_to_a_command_is_stored_and_never_printed():
+    InstanceConfigFactory.create(name="acme")
+
+    result = omnihub(
+        "instance_update", "acme", "--webhook-secret", "-", input=f"{WEBHOOK_SECRET}\n"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert InstanceConfig.objects.get().webhook_secret == WEBHOOK_SECRET
+    assert WEBHOOK_SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_instance_add_asks_for_the_evolution_key_at_a_terminal_without_echoing_it():
+    typed = "typed-evolution-key-7777"
+    flags = [part for item in ADD_FLAGS.items() if item[0] != "--evolution-key" for part in item]
+    terminal, side = pty.openpty()
+    child = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "omnihub.cli", "instance_add", *flags],
+        cwd=ROOT, env=child_env(), stdin=side, stdout=side, stderr=side, start_new_session=True,
+    )  # fmt: skip
+    os.close(side)
+    try:
+        shown = read_terminal(terminal, until=b"Evolution API key: ")
+        os.write(terminal, typed.encode() + b"\n")
+        shown += read_terminal(terminal, until=None)
+    finally:
+        os.close(terminal)
+        child.wait(timeout=30)
+
+    assert child.returncode == 0, shown
+    assert typed.encode() not in shown
+    assert b"Created instance 'acme'." in shown
+    assert InstanceConfig.objects.get().evolution_key == typed
+
+
+def read_terminal(terminal: int, until: bytes | None) -> bytes:
+    """What the command shows on its terminal, up to `until` or, for None, to its end."""
+    shown = b""
+    while until is None or until not in shown:
+        ready, _, _ = select.select([terminal], [], [], 30)
+        assert ready, f"the command showed nothing more: {shown!r}"
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the command has closed its end
+            chunk = b""
+        if not chunk:
+            assert until is None, f"the command ended before {until!r}: {shown!r}"
+            return shown
+        shown += chunk
+    return shown

@@ -1,13 +1,13 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from instances import connection, services
 from instances.evolution_webhook import webhook_url
-from instances.management.commands._instance_cli import one_line_errors
+from instances.management.commands._instance_cli import TenantCommand, one_line_errors
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Give a tenant's Evolution instance its webhook (OMNIHUB_PUBLIC_URL/webhook/evolution/"
         "NAME, MESSAGES_UPSERT, base64, signed with the tenant's secret) and switch webhook "

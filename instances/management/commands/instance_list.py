@@ -1,8 +1,9 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from instances.management.commands._instance_cli import (
+    TenantCommand,
     shown_fields,
     webhook_auth_label,
     write_json,
@@ -20,7 +21,7 @@ COLUMNS = {
 }
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "List the tenants by name; keys are never shown."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,13 +1,13 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from instances import services
-from instances.management.commands._instance_cli import one_line_errors, write_json
+from instances.management.commands._instance_cli import TenantCommand, one_line_errors, write_json
 from instances.schemas import WebhookSecretOut
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Give a tenant a new webhook secret and print it, this once, with the configuration "
         "Evolution needs; the previous secret keeps working for WEBHOOK_SECRET_GRACE_SECONDS."

@@ -1,12 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from instances import services
-from instances.management.commands._instance_cli import one_line_errors
+from instances.management.commands._instance_cli import TenantCommand, one_line_errors
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Make a tenant the default one, which serves POST /webhook/evolution."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,9 +1,10 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from instances import services
 from instances.management.commands._instance_cli import (
+    TenantCommand,
     one_line_errors,
     shown_fields,
     write_instance,
@@ -11,7 +12,7 @@ from instances.management.commands._instance_cli import (
 )
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Show every field of one tenant, keys masked."
 
     def add_arguments(self, parser: CommandParser) -> None:

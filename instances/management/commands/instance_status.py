@@ -1,12 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from instances import connection, services
-from instances.management.commands._instance_cli import one_line_errors
+from instances.management.commands._instance_cli import TenantCommand, one_line_errors
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Check a tenant's link: Evolution's WhatsApp connection, whether Evolution's webhook "
         "points at this tenant, and whether the Agents API answers. Exit status 1 unless all do."

@@ -1,9 +1,10 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from instances import services
+from instances import services, tenant_fields
 from instances.management.commands._instance_cli import (
+    TenantCommand,
     add_field_arguments,
     given_fields,
     one_line_errors,
@@ -11,17 +12,25 @@ from instances.management.commands._instance_cli import (
 )
 
 
-class Command(BaseCommand):
-    help = "Change a tenant: only the flags given change; a blank key keeps the stored one."
+class Command(TenantCommand):
+    help = (
+        "Change a tenant, e.g. `instance_update NAME --agent-timeout 10`: only the flags given "
+        "change; a blank key keeps the stored one, and - reads it from standard input."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("name")
-        add_field_arguments(parser)
+        parser.add_argument("name", help="The tenant to change.")
+        add_field_arguments(parser, creating=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        with one_line_errors():
-            instance = services.update_instance(
-                services.get_instance(options["name"]), **given_fields(options)
+        changes = given_fields(options, tenant_fields.EDITABLE, self.stdin(options))
+        if not changes:
+            # Most likely a flag forgotten: saying "Updated" would hide it.
+            raise CommandError(
+                "nothing to change: give the flags to change, e.g. --agent-timeout 10 "
+                "(`omnihub instance_update --help` lists them)"
             )
+        with one_line_errors():
+            instance = services.update_instance(services.get_instance(options["name"]), **changes)
         self.stdout.write(self.style.SUCCESS(f"Updated instance {instance.name!r}."))
         write_instance(self.stdout, instance)

@@ -1,12 +1,10 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from instances import services
-from instances.management.commands._instance_cli import one_line_errors
+from instances.management.commands._instance_cli import TenantCommand, one_line_errors
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = (
         "Re-encrypt every stored key with the first of OMNIHUB_ENCRYPTION_KEYS; afterwards the "
         "older keys can be dropped."
