@@ -694,6 +694,15 @@ def test_a_missing_evolution_key_is_asked_for_at_a_terminal(monkeypatch):
     assert "typed-evolution-key-7777" not in output
 
 
+def test_nothing_is_asked_while_other_flags_are_missing(monkeypatch):
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: pytest.fail("asked"))
+
+    with pytest.raises(
+        CommandError, match=r"^--evolution-url is required; --evolution-key is required;"
+    ):
+        run("instance_add", "--name", "acme", stdin=Terminal(""))
+
+
 def test_a_missing_evolution_key_is_not_asked_for_without_a_terminal(monkeypatch):
     monkeypatch.setattr(getpass, "getpass", lambda prompt: pytest.fail("asked"))
 

@@ -138,11 +138,12 @@ def given_fields(
 def ask_missing_secrets(given: dict[str, Any], stdin: TextIO | None) -> None:
     """A required secret not given as a flag is asked for, without echo, when someone is at a
     terminal to answer; otherwise the services' validation names its flag as missing."""
-    if stdin is None or not stdin.isatty():
+    missing = [tenant_fields.BY_NAME[name] for name in tenant_fields.missing_required(given)]
+    # Asked only when nothing else is missing: else the error comes first, not a question.
+    if stdin is None or not stdin.isatty() or not all(field.secret for field in missing):
         return
-    for field in tenant_fields.CREATABLE:
-        if field.secret and field.required and not given.get(field.name):
-            given[field.name] = _ask(field)
+    for field in missing:
+        given[field.name] = _ask(field)
 
 
 def _read_secret(field: TenantField, stdin: TextIO | None) -> str:
