@@ -241,7 +241,7 @@ def _forget_name(name: str) -> None:
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line naming each invalid field, for the CLI and logs."""
+    """One line naming each invalid field, for logs (the CLI names flags instead)."""
     if hasattr(error, "error_dict"):
         return "; ".join(
             f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()

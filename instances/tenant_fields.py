@@ -90,10 +90,6 @@ class TenantField:
         return self.description or (str(self.model_field.help_text) if self.is_column else "")
 
     @property
-    def has_default(self) -> bool:
-        return self.model_field.has_default()
-
-    @property
     def default(self) -> Any:
         return self.model_field.get_default()
 
