@@ -6,9 +6,12 @@ or by a person replying from the business's phone (webhooks.conversations.takeov
 ends by itself at `paused_until`; what arrived during it stays unanswered, as a person was
 looking after the chat.
 
-Each change is one UPDATE of the chat's row: it waits for a webhook or a worker holding that
-row and is seen by whichever takes the row next (webhooks.inbound.policy and
-webhooks.conversations.progress check the pause under the row's lock).
+Each change is one UPDATE of the chat's row, so it is safe whichever process makes it. It waits
+for a webhook or a worker step holding that row, and every later one sees it: intake stores the
+chat's next messages paused (webhooks.inbound.policy), a worker taking the chat up holds its
+waiting messages, and one whose agent answered meanwhile does not send the answer
+(webhooks.conversations.progress). Only a send already on its way to Evolution when the pause
+lands still goes out: nothing can call it back.
 """
 
 import logging
