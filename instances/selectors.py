@@ -18,7 +18,7 @@ from instances.models import NAME_PATTERN, InstanceConfig, previous_secret_valid
 
 # Part of every key: a shared cache may still hold entries pickled by a version whose TenantRef
 # had other fields, which would unpickle into the wrong ones. Bump it when TenantRef changes.
-_VERSION = 2
+_VERSION = 3
 _DEFAULT = f"omnihub:tenant-default:v{_VERSION}"
 
 
@@ -31,6 +31,23 @@ class TenantRef:
     replies_through_webhook: bool
     require_webhook_auth: bool
     pinned_evolution_origin: str
+    # What intake's rules read (webhooks.inbound.policy); see InstanceConfig for each.
+    human_takeover_minutes: int
+    allowed_numbers: tuple[str, ...]
+    blocked_numbers: tuple[str, ...]
+    max_messages_per_hour: int
+    rate_limited_reply: str
+    max_message_age_seconds: int
+    unsupported_reply: str
+    reset_keyword: str
+    reset_reply: str
+
+
+# The InstanceConfig fields a TenantRef copies as they are.
+_SETTINGS = (
+    "human_takeover_minutes", "max_messages_per_hour", "rate_limited_reply",
+    "max_message_age_seconds", "unsupported_reply", "reset_keyword", "reset_reply",
+)  # fmt: skip
 
 
 class TenantNotFoundError(Exception):
@@ -66,7 +83,7 @@ def forget_tenant(name: str) -> None:
 def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
     row = tenants.values(
         "id", "name", "whatsapp_instance", "evolution_url", "require_webhook_auth",
-        "pinned_evolution_origin",
+        "pinned_evolution_origin", "allowed_numbers", "blocked_numbers", *_SETTINGS,
     ).first()  # fmt: skip
     if row is None:
         raise TenantNotFoundError(name)
@@ -77,6 +94,9 @@ def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
         replies_through_webhook=not row["evolution_url"],
         require_webhook_auth=row["require_webhook_auth"],
         pinned_evolution_origin=row["pinned_evolution_origin"],
+        allowed_numbers=tuple(row["allowed_numbers"]),
+        blocked_numbers=tuple(row["blocked_numbers"]),
+        **{field: row[field] for field in _SETTINGS},
     )
 
 

@@ -16,8 +16,10 @@ from instances.connection import ConnectionNotPossibleError, EvolutionCallError
 from instances.services import InstanceExistsError, InstanceNotFoundError
 from omnihub import auth_failures
 from omnihub.json_input import InvalidJsonError, decode_json, is_storable
+from webhooks.api import conversations_router
 from webhooks.api import router as messages_router
 from webhooks.conversations.retries import MessageNotRetryableError
+from webhooks.conversations.selectors import ConversationNotFoundError
 from webhooks.selectors import MessageNotFoundError
 
 
@@ -75,6 +77,7 @@ api = NinjaAPI(
     parser=JsonParser(),
 )
 api.add_router("/instances", instances_router)
+api.add_router("/instances", conversations_router)
 api.add_router("/messages", messages_router)
 
 
@@ -97,6 +100,7 @@ def on_validation_error(request: HttpRequest, error: ValidationError) -> HttpRes
 
 @api.exception_handler(InstanceNotFoundError)
 @api.exception_handler(MessageNotFoundError)
+@api.exception_handler(ConversationNotFoundError)
 def on_not_found(request: HttpRequest, error: Exception) -> HttpResponse:
     return api.create_response(request, {"detail": str(error)}, status=404)
 

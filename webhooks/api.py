@@ -1,14 +1,21 @@
+from collections.abc import Mapping
+from typing import Any
+
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
+from instances.services import get_instance
 from webhooks import selectors
-from webhooks.conversations import retries
-from webhooks.models import Message
-from webhooks.schemas import MessageDetailOut, MessageOut
+from webhooks.conversations import pausing, retries
+from webhooks.conversations.selectors import conversation_row, conversation_rows, get_conversation
+from webhooks.models import Conversation, Message
+from webhooks.schemas import ConversationOut, MessageDetailOut, MessageOut, PauseIn
 
 router = Router(tags=["messages"])
+# Mounted under /instances: a tenant's conversations are named by the tenant's name.
+conversations_router = Router(tags=["conversations"])
 
 
 class MessageFilters(Schema):
@@ -39,3 +46,30 @@ def get_message(request: HttpRequest, message_id: int) -> Message:
 @router.post("/{message_id}/retry", response=MessageOut)
 def retry_message(request: HttpRequest, message_id: int) -> Message:
     return retries.retry_message(selectors.get_message(message_id))
+
+
+@conversations_router.get("/{name}/conversations", response=list[ConversationOut])
+@paginate(MessagePages)
+def list_conversations(
+    request: HttpRequest, name: str
+) -> QuerySet[Conversation, Mapping[str, Any]]:
+    return conversation_rows(get_instance(name))
+
+
+@conversations_router.post("/{name}/conversations/{chat}/pause", response=ConversationOut)
+def pause_conversation(
+    request: HttpRequest, name: str, chat: str, payload: PauseIn | None = None
+) -> Mapping[str, Any]:
+    """Pause the bot in the chat for `minutes`, or until resumed when none are given. `chat`
+    is the chat's JID or its phone number's digits."""
+    conversation = get_conversation(get_instance(name), chat)
+    pausing.pause_conversation(conversation, payload.minutes if payload else None)
+    return conversation_row(conversation)
+
+
+@conversations_router.post("/{name}/conversations/{chat}/resume", response=ConversationOut)
+def resume_conversation(request: HttpRequest, name: str, chat: str) -> Mapping[str, Any]:
+    """Let the bot answer the chat again, from its next message on."""
+    conversation = get_conversation(get_instance(name), chat)
+    pausing.resume_conversation(conversation)
+    return conversation_row(conversation)

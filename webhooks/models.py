@@ -20,6 +20,19 @@ class Conversation(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
+    # While paused the bot stays quiet in this chat (webhooks.conversations.pausing): until
+    # `paused_until`, or for good while `paused_until_resumed` is set.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    paused_until_resumed = models.BooleanField(default=False)
+    contact_name = models.CharField(
+        max_length=200, blank=True, help_text="The name the contact's last message came with."
+    )
+    # A reset keyword starts the agent's next session: each message keeps the generation it
+    # arrived in (Message.session_generation), so a new session starts exactly after it.
+    session_generation = models.PositiveIntegerField(default=0)
+    rate_limited_reply_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the contact was last told they are rate limited."
+    )
 
     class Meta:
         constraints = [
@@ -50,6 +63,14 @@ class Message(models.Model):
         ANSWERED = "answered"
         IGNORED = "ignored"
         FAILED = "failed"
+        PAUSED = "paused"  # arrived while the chat was paused: shown, never sent to the agent
+
+    class CannedReply(models.TextChoices):
+        """A reply of the tenant's own that answers the message instead of the agent."""
+
+        RATE_LIMITED = "rate_limited"
+        RESET = "reset"
+        UNSUPPORTED = "unsupported"
 
     PENDING = (Status.RECEIVED, Status.PROCESSING, Status.RETRYING)
 
@@ -86,7 +107,17 @@ class Message(models.Model):
     reply_evolution_key = EncryptedTextField(blank=True)
 
     # What happened to it.
+    # Why it did not go to the agent: ignored, paused, or answered by a canned reply.
     ignore_reason = models.CharField(max_length=200, blank=True)
+    canned_reply = models.CharField(
+        max_length=16,
+        choices=CannedReply,
+        blank=True,
+        help_text="The tenant's canned reply that answers it instead of the agent.",
+    )
+    session_generation = models.PositiveIntegerField(
+        default=0, help_text="The chat's agent session it belongs to (see the reset keyword)."
+    )
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker took it up.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Retries go on for RETRY_WINDOW_SECONDS from arrival, or from a person's retry.
@@ -119,6 +150,8 @@ class Message(models.Model):
             models.Index(fields=["conversation", "status", "id"], name="conversation_queue"),
             models.Index(fields=["status", "-id"], name="messages_by_status"),
             models.Index(fields=["phone", "-id"], name="messages_by_phone"),
+            # The per-contact limit counts a chat's messages of the last hour.
+            models.Index(fields=["conversation", "received_at"], name="messages_by_chat_and_time"),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,8 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Schema
+from pydantic import StrictInt
 
 from webhooks.models import Message
 
@@ -39,3 +40,22 @@ class MessageOut(Schema):
 
 class MessageDetailOut(MessageOut):
     raw_payload: dict[str, Any]
+
+
+class ConversationOut(Schema):
+    chat: str  # its WhatsApp JID
+    contact_name: str
+    last_message_at: datetime | None
+    state: Literal["active", "paused"]
+    paused_until: datetime | None  # None while active, or while paused until resumed
+    paused_until_resumed: bool
+
+    @staticmethod
+    def resolve_paused_until(row: dict[str, Any]) -> datetime | None:
+        ends_at: datetime | None = row["pause_ends_at"]
+        return ends_at
+
+
+class PauseIn(Schema):
+    # None (or no body at all): paused until resumed.
+    minutes: StrictInt | None = None

@@ -25,7 +25,7 @@ def test_it_never_caches_a_key():
 
     find_tenant("acme")
 
-    cached = cache.get("omnihub:tenant:v2:acme")
+    cached = cache.get("omnihub:tenant:v3:acme")
     assert "evo-secret-9999" not in repr(cached)
     assert cached.id == tenant.pk
 

@@ -1,6 +1,7 @@
 """The real path: webhook view → conversation ready → worker → agent → Evolution, with fakes."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -34,6 +35,7 @@ def test_the_legacy_route_works_with_only_the_env_tenant(agent, evolution):
     payload = evolution_payload(
         "text_pn", instance="legacy-wa", server_url=evolution.url, apikey="webhook-apikey"
     )
+    payload["data"]["messageTimestamp"] = int(time.time())  # fresh: the tenant has the defaults
 
     assert post_webhook("", payload)["status"] == "queued"
     answer_all()

@@ -56,6 +56,8 @@ class Answerer:
             elif message.reply_text and await self._was_sent_before(message):
                 return
             if message.reply_text:
+                if await run_in_db_thread(progress.withhold_if_paused, message, self.worker_id):
+                    return  # a person took the chat over meanwhile: not sent
                 await self._send(message)
             else:
                 # The agent had nothing to say: nothing is sent.

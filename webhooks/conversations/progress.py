@@ -10,7 +10,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from webhooks.conversations import leases
+from webhooks.conversations import leases, pausing
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at
 from webhooks.integrations.agents.client import AgentReply
@@ -39,6 +39,10 @@ def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) 
             .order_by("id")
             .first()
         )
+        if message is not None and pausing.is_paused(conversation_id, now=now):
+            # A paused chat's waiting messages are not answered, then or later.
+            pausing.hold_pending(conversation_id)
+            message = None
         if message is None:
             leases.hand_back(conversation_id, worker_id, ready_at=None)
             return None
@@ -71,6 +75,24 @@ def mark_sending(message: Message, worker_id: str) -> None:
     """Recorded before each send: if its outcome is never learnt (a crash, a timeout after the
     request went out), the next try looks for the reply in Evolution before sending again."""
     _write(message, worker_id, send_started_at=timezone.now())
+
+
+def withhold_if_paused(message: Message, worker_id: str) -> bool:
+    """Checked just before a reply is sent: a chat paused while its answer was being made (a
+    person took over meanwhile) is not written to; the reply is kept, unsent, on the message,
+    marked paused."""
+    if not pausing.is_paused(message.conversation_id, now=timezone.now()):
+        return False
+    _write(
+        message,
+        worker_id,
+        status=Status.PAUSED,
+        ignore_reason=pausing.PAUSED_BEFORE_SEND,
+        send_started_at=None,
+        media_base64="",
+    )
+    logger.info("message %s: not answered, its chat was paused", message.pk)
+    return True
 
 
 def record_answered(message: Message, reply_whatsapp_id: str, worker_id: str) -> None:

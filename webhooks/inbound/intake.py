@@ -15,6 +15,7 @@ from instances.models import InstanceConfig
 from instances.selectors import TenantNotFoundError, TenantRef, forget_tenant
 from omnihub.json_input import storable_copy
 from webhooks.conversations import leases
+from webhooks.inbound import policy
 from webhooks.inbound.authentication import WebhookCredentials, authenticate_webhook
 from webhooks.inbound.parsing import (
     MESSAGES_UPSERT,
@@ -24,7 +25,6 @@ from webhooks.inbound.parsing import (
     normalise_event,
     parse_incoming_message,
 )
-from webhooks.inbound.policy import ignore_reason
 from webhooks.inbound.relay import ReplyServer, reply_server
 from webhooks.inbound.routing import tenant_and_event
 from webhooks.models import Conversation, Message
@@ -88,24 +88,26 @@ def store_message(
 ) -> WebhookOutcome:
     """Store the message, unique per tenant and WhatsApp id, and, unless it is ignored, mark
     its conversation ready: both or neither."""
-    reason = ignore_reason(incoming) or ""
+    now = timezone.now()
+    screening = policy.screen(tenant, incoming, now=now)
+    reason = screening.ignore_reason
     server = ReplyServer() if reason else reply_server(tenant, incoming)
     key = _conversation_key(tenant, incoming.chat_jid)
     # The id is cached: conversations are deleted only with their tenant, which is then no
     # longer found.
     remembered = cache.get(key)
     message = _message(tenant, incoming, payload, reason, server)
-    now = timezone.now()
     # No look-up first: the unique constraint tells duplicates apart, one query less per webhook.
     try:
         with transaction.atomic():
             message.conversation_id = remembered or _conversation_id(tenant, incoming.chat_jid)
             # The conversation's row first, then the message's unique key, in every transaction:
             # two deliveries of one message taking them in opposite orders would deadlock.
-            if reason or server.refusal:
-                leases.note_message(message.conversation_id, now=now)
-            else:
+            policy.admit(message, screening, tenant, now=now)
+            if message.status == Message.Status.RECEIVED:
                 leases.mark_ready(message.conversation_id, now=now)
+            else:
+                leases.note_message(message.conversation_id, now=now)
             message.save(force_insert=True)
         if remembered is None:
             # Only once committed: a rolled-back conversation must not be remembered.
@@ -124,8 +126,8 @@ def store_message(
         # Neither: the message could not be stored, which no "not found" may hide (Evolution
         # drops a 404 and the message would be lost).
         raise
-    if reason:
-        return WebhookOutcome("ignored", reason, incoming.message_id)
+    if message.status in (Message.Status.IGNORED, Message.Status.PAUSED):
+        return WebhookOutcome("ignored", message.ignore_reason, incoming.message_id)
     if server.refusal:
         return WebhookOutcome("failed", server.refusal, incoming.message_id)
     return WebhookOutcome("queued", message_id=incoming.message_id)

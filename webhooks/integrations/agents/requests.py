@@ -24,10 +24,13 @@ def agent_request(message: Message) -> AgentRequest:
         )
     # Without a phone number (a LID chat) the LID itself names the session.
     user_key = message.phone or message.reply_to.partition("@")[0]
+    session_name = f"{instance.session_id_prefix}{user_key}"
+    if message.session_generation:  # the chat was started over (a reset keyword)
+        session_name = f"{session_name}-{message.session_generation}"
     return AgentRequest(
         message_content=content,
         message_type=message.kind if message.kind in MEDIA_KINDS else "text",
-        session_name=f"{instance.session_id_prefix}{user_key}",
+        session_name=session_name,
         phone_number=f"+{message.phone}" if message.phone else None,
         user_name=message.push_name,
         whatsapp_id=message.whatsapp_user_id,

@@ -1,0 +1,68 @@
+"""Reading a tenant's conversations: the REST API, the CLI and the admin share these.
+
+A chat is named by its WhatsApp JID (`5511912345678@s.whatsapp.net`, `1037…@lid`) or, for a
+chat with a phone number, by the number's digits (`5511912345678`; a leading `+` is dropped).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from instances.models import InstanceConfig
+from webhooks.conversations.pausing import paused
+from webhooks.models import Conversation
+
+_PHONE_SERVER = "s.whatsapp.net"
+
+
+class ConversationNotFoundError(Exception):
+    def __init__(self, instance: str, chat: str) -> None:
+        super().__init__(f"instance {instance!r} has no conversation with {chat!r}")
+
+
+def chat_jid(chat: str) -> str:
+    """The JID a chat is named by: a JID as it is, a phone number's digits as its phone JID."""
+    if "@" in chat:
+        return chat
+    digits = chat.removeprefix("+")
+    return f"{digits}@{_PHONE_SERVER}" if digits.isascii() and digits.isdigit() else chat
+
+
+def get_conversation(instance: InstanceConfig, chat: str) -> Conversation:
+    found = Conversation.objects.filter(instance=instance, chat_jid=chat_jid(chat)).first()
+    if found is None:
+        raise ConversationNotFoundError(instance.name, chat)
+    return found
+
+
+def conversation_rows(instance: InstanceConfig) -> QuerySet[Conversation, Mapping[str, Any]]:
+    """The tenant's conversations as listed (ConversationOut), the latest message first: chat,
+    contact name, last message time, state ("active" or "paused") and when the pause ends
+    (None while not paused, or paused until resumed)."""
+    return _rows(Conversation.objects.filter(instance=instance)).order_by(
+        F("last_message_at").desc(nulls_last=True), "-id"
+    )
+
+
+def conversation_row(conversation: Conversation) -> Mapping[str, Any]:
+    """One conversation as listed, as it is now in the database."""
+    return _rows(Conversation.objects.filter(pk=conversation.pk)).get()
+
+
+def _rows(conversations: QuerySet[Conversation]) -> QuerySet[Any, Mapping[str, Any]]:
+    now = timezone.now()
+    is_paused = paused(now)
+    return conversations.annotate(
+        chat=F("chat_jid"),
+        state=Case(When(is_paused, then=Value("paused")), default=Value("active")),
+        pause_ends_at=Case(
+            When(is_paused & Q(paused_until_resumed=False), then=F("paused_until")),
+            default=Value(None),
+            output_field=DateTimeField(),
+        ),
+    ).values(
+        "chat", "contact_name", "last_message_at", "state", "pause_ends_at",
+        "paused_until_resumed",
+    )  # fmt: skip
