@@ -23,6 +23,9 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory[InstanceConfig]):
     # As tenants made before webhook authentication: the webhook tests send no proof.
     require_webhook_auth = False
     webhook_secret = ""
+    # As tenants before typing indicators (the model's default is on): Evolution then gets
+    # only the calls a test is about. The typing tests switch it on.
+    show_typing = False
 
     class Params:
         # InstanceConfigFactory.create(authenticated=True): as a tenant created today.
