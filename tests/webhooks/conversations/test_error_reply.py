@@ -49,7 +49,7 @@ def test_a_message_that_fails_at_once_sends_the_error_reply_and_stays_failed(
 def test_a_message_whose_retries_run_out_sends_the_error_reply_once(
     agent, evolution, tenant_at, settings
 ):
-    settings.RETRY_WINDOW_SECONDS = 0.3
+    settings.RETRY_WINDOW_SECONDS = 1.0  # room for a second try on a busy machine
     tenant_at(name="acme", error_reply=SORRY)
     agent.default = (503, {"detail": "overloaded"})
 
