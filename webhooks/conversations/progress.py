@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from webhooks.conversations import debounce, error_reply, leases, pacing
@@ -61,10 +61,11 @@ def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) 
             .defer("raw_payload")
             .order_by("id")
         )
-        # The oldest message still to answer, or failed with a notice still to send.
-        first = chat.filter(Q(status__in=Message.PENDING) | Q(notice_due_at__isnull=False)).first()
-        if first is not None and first.status not in Message.PENDING:
-            return _begin_notice(first, worker_id, now=now, stopping=stopping)
+        # Two look-ups, each by its own index: an OR of them would read the chat's history.
+        first = chat.filter(status__in=Message.PENDING).first()
+        failed = chat.filter(notice_due_at__isnull=False).first()
+        if failed is not None and (first is None or failed.pk < first.pk):
+            return _begin_notice(failed, worker_id, now=now, stopping=stopping)
         if first is None:
             leases.hand_back(conversation_id, worker_id, ready_at=None)
             return None
