@@ -210,3 +210,27 @@ def test_two_workers_answer_each_burst_once(agent, evolution, tenant_at):
     assert sorted(asked(agent)) == sorted(f"{c} a\n{c} b\n{c} c" for c in chats)
     assert len(sends(evolution)) == len(chats)
     assert Message.objects.filter(status=Message.Status.ANSWERED).count() == 3 * len(chats)
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
+    client.force_login(user)
+    return client
+
+
+def test_the_admin_shows_the_message_whose_answer_answered_a_burst(
+    agent, evolution, tenant_at, admin_client
+):
+    tenant_at(name="acme", debounce_seconds=5)
+    burst(["Oi", "Tudo bem?"])
+    arrived_ago(6)
+    answer_all()
+    first, second = Message.objects.order_by("id")
+
+    page = admin_client.get(f"/admin/webhooks/message/{second.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Answered with" in html
+    assert f"/admin/webhooks/message/{first.pk}/change/" in html
