@@ -219,6 +219,9 @@ RETRY_MAX_DELAY = env.float("RETRY_MAX_DELAY", default=120.0)
 EVOLUTION_TRUSTED_SERVERS = env.list("EVOLUTION_TRUSTED_SERVERS", default=[])
 # Seconds Evolution has to accept a reply (its own `delay`, when asked for, comes on top).
 EVOLUTION_TIMEOUT = env.float("EVOLUTION_TIMEOUT", default=15.0)
+# WhatsApp shows "typing…" for about 25 s after each presence update: while the agent thinks,
+# Omnihub renews it this often (a constant; tests make it short).
+TYPING_REFRESH_SECONDS = 20.0
 # A worker's hold on a chat lasts this long and is renewed while the worker lives, so the chats
 # of a worker that died are taken up by another within about this many seconds.
 LEASE_SECONDS = env.float("LEASE_SECONDS", default=60.0)

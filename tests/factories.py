@@ -25,6 +25,9 @@ class InstanceConfigFactory(factory.django.DjangoModelFactory[InstanceConfig]):
     webhook_secret = ""
     # The captured webhooks in tests/webhooks/fixtures are from 2025: answered, however old.
     max_message_age_seconds = 0
+    # As tenants before typing indicators (the model's default is on): Evolution then gets
+    # only the calls a test is about. The typing tests switch it on.
+    show_typing = False
 
     class Params:
         # InstanceConfigFactory.create(authenticated=True): as a tenant created today.

@@ -8,6 +8,7 @@ sleeping. Servers that answer badly, for the transport's tests, are in tests.mis
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -152,6 +153,12 @@ class _Server(ThreadingHTTPServer):
         self.connections.add(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a call cancelled mid-way, as the worker's typing calls are)
+        # is no error of the fake's; anything else is printed as usual.
+        if not isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            super().handle_error(request, client_address)
+
     def server_close(self) -> None:
         super().server_close()
         for connection in self.connections:
@@ -188,10 +195,29 @@ def agent_replying(text: str = "Olá! Abrimos às 9h.") -> FakeServer:
 
 
 def evolution_accepting() -> FakeServer:
-    """Accepts every sendText as Evolution v2 does, each with its own id ("SENT-1", ...), and
-    answers findMessages with the texts it sent, newest first, in Evolution v2's shape."""
+    """Accepts every sendText as Evolution v2 does, each with its own id ("SENT-1", ...),
+    answers findMessages with the texts it sent, newest first, in Evolution v2's shape, and
+    takes sendPresence at once (a test gates it to hold it open, as Evolution does)."""
     chats = _EvolutionChats()
-    return FakeServer(default=chats.send, routes={"/chat/findMessages/": chats.find})
+    return FakeServer(
+        default=chats.send,
+        routes={"/chat/findMessages/": chats.find, "/chat/sendPresence/": presence_shown},
+    )
+
+
+def presence_shown(recorded: Recorded) -> Answer:
+    """Evolution v2's answer to sendPresence, once the delay is over."""
+    return 201, {"presence": recorded.body.get("presence")}
+
+
+def sends(fake: FakeServer) -> list[Recorded]:
+    """The sendText calls a fake Evolution took, in order."""
+    return [r for r in fake.requests if r.path.startswith("/message/sendText/")]
+
+
+def presences(fake: FakeServer) -> list[Recorded]:
+    """The sendPresence calls a fake Evolution took, in order."""
+    return [r for r in fake.requests if r.path.startswith("/chat/sendPresence/")]
 
 
 def evolution_instances(api_key: str, states: dict[str, str]) -> FakeServer:

@@ -125,13 +125,33 @@ class Message(models.Model):
         null=True, blank=True, help_text="When a person last asked to try it again."
     )
     last_error = models.TextField(blank=True)
-    # None: the agent has not answered yet; "": it answered with nothing to send.
+    # None: the agent has not answered yet; "": it answered with nothing to send. The whole
+    # answer, as the agent gave it; what was sent of it, part by part, is in `parts`.
     reply_text = models.TextField(null=True, blank=True)  # noqa: DJ001
-    # Recorded before the reply is sent: a send whose outcome is unknown (a timeout after the
-    # request went out) is looked for in Evolution before it is sent again.
+    # When sending the reply began. Each part records its own send (ReplyPart.send_started_at):
+    # that record is what a retry looks up in Evolution before sending a part again.
     send_started_at = models.DateTimeField(null=True, blank=True)
     reply_whatsapp_id = models.CharField(
-        "WhatsApp id of the reply", max_length=128, blank=True, help_text="Evolution's key.id."
+        "WhatsApp id of the reply",
+        max_length=128,
+        blank=True,
+        help_text="Evolution's key.id of the reply's first part.",
+    )
+    # Debounce: messages that arrived close together are answered by one agent call, whose
+    # answer is stored on the first of them; the others point at it and share its fate.
+    answered_with = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="answered_along",
+        db_index=False,  # a partial index below: most messages are answered alone
+        help_text="The message whose answer answered this one too.",
+    )
+    notice_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a notice to the user (the tenant's error reply) is next to be sent.",
     )
     agent_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
@@ -152,7 +172,72 @@ class Message(models.Model):
             models.Index(fields=["phone", "-id"], name="messages_by_phone"),
             # The per-contact limit counts a chat's messages of the last hour.
             models.Index(fields=["conversation", "received_at"], name="messages_by_chat_and_time"),
+            models.Index(
+                fields=["answered_with"],
+                name="messages_answered_along",
+                condition=Q(answered_with__isnull=False),
+            ),
+            # A chat's notices still to send, looked for with its pending messages.
+            models.Index(
+                fields=["conversation", "id"],
+                name="conversation_notices",
+                condition=Q(notice_due_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.whatsapp_id} ({self.status})"
+
+
+class ReplyPart(models.Model):
+    """One WhatsApp message Omnihub sends in answer to an inbound message: a part of the agent's
+    answer (split on paragraphs, sent in `position` order), or a notice such as the tenant's
+    error reply. Its send is recorded before the call and its WhatsApp id after it, so each
+    part is sent once: a send whose outcome is unknown is looked up in Evolution before the
+    part is sent again, and an echo of it is recognised as Omnihub's own."""
+
+    class Kind(models.TextChoices):
+        REPLY = "reply"
+        ERROR_REPLY = "error_reply"
+
+    # Its own index would repeat the unique constraint's, which starts with it.
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="parts", db_index=False
+    )
+    kind = models.CharField(max_length=16, choices=Kind, default=Kind.REPLY)
+    position = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times its send was started.")
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    whatsapp_id = models.CharField(
+        "WhatsApp id", max_length=128, blank=True, help_text="Evolution's key.id."
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["message", "kind", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "kind", "position"], name="one_reply_part_per_position"
+            )
+        ]
+        indexes = [
+            # Echoes of our sends are matched by the id Evolution gave them.
+            models.Index(fields=["whatsapp_id"], name="reply_parts_by_whatsapp_id"),
+            # ... or, before that id is known, among the few sends in flight.
+            models.Index(
+                fields=["send_started_at"],
+                name="reply_parts_in_flight",
+                condition=Q(sent_at__isnull=True, send_started_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} {self.kind} #{self.position}"
+
+    @property
+    def label(self) -> str:
+        """What it is, in words for logs and errors: "reply", "error reply"."""
+        return str(self.get_kind_display()).lower()

@@ -8,7 +8,7 @@ from django.db import connection
 
 from instances.services import seed_default_instance
 from tests.factories import InstanceConfigFactory
-from tests.fakes import agent_replying, evolution_accepting, serve
+from tests.fakes import Recorded, agent_replying, evolution_accepting, presences, sends, serve
 from tests.webhooks.conftest import (
     a_worker,
     answer_all,
@@ -37,6 +37,13 @@ def test_the_legacy_route_works_with_only_the_env_tenant(agent, evolution):
     )
     payload["data"]["messageTimestamp"] = int(time.time())  # fresh: the tenant has the defaults
 
+    def once_typing_was_shown(run: Recorded) -> tuple[int, object]:
+        # "typing…" is on by default; an agent faster than that call would cancel it.
+        evolution.wait_for(1)
+        return 200, {"message": "Olá! Abrimos às 9h."}
+
+    agent.responder = once_typing_was_shown
+
     assert post_webhook("", payload)["status"] == "queued"
     answer_all()
 
@@ -49,10 +56,14 @@ def test_the_legacy_route_works_with_only_the_env_tenant(agent, evolution):
     assert run.body["user"]["phone_number"] == "+5511912345678"
     assert run.body["user"]["user_data"]["source"] == "whatsapp"
     assert run.body["message_limit"] == 100
-    [sent] = evolution.requests
+    [sent] = sends(evolution)
     assert sent.path == "/message/sendText/legacy-wa"
     assert sent.headers["apikey"] == "webhook-apikey"
     assert sent.body == {"number": "5511912345678", "text": "Olá! Abrimos às 9h."}
+    # "typing…" (on by default) goes the same way, to the same number.
+    assert {(r.path, r.headers["apikey"], r.body["number"]) for r in presences(evolution)} == {
+        ("/chat/sendPresence/legacy-wa", "webhook-apikey", "5511912345678")
+    }
     assert Message.objects.get().status == Message.Status.ANSWERED
 
 

@@ -1,27 +1,25 @@
-"""Answering a conversation: its messages one at a time, in arrival order, each asked of the
-agent once and its answer sent once.
+"""Answering a conversation: its turns one at a time, in arrival order, each asked of the agent
+once and its answer sent once, part by part.
 
-A coroutine per conversation: it awaits the agent and Evolution on the worker's shared HTTP
-client while its database steps (webhooks.conversations.progress) run on the few database
-threads, so a thousand chats in flight cost a thousand small coroutines, not threads or
-connections.
+A turn is a message, or a burst of them the tenant debounces into one agent call, or the
+notice sent for one that failed (webhooks.conversations.progress.Turn). A coroutine per
+conversation: it awaits the agent and Evolution on the worker's shared HTTP client while its
+database steps (webhooks.conversations.progress) run on the few database threads, so a thousand
+chats in flight cost a thousand small coroutines, not threads or connections.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-from django.conf import settings
-
 from omnihub.db_threads import run_in_db_thread
-from webhooks.conversations import progress
+from webhooks.conversations import composing, progress
 from webhooks.conversations.leases import LeaseLostError
+from webhooks.conversations.progress import Turn
+from webhooks.conversations.sending import Sender
 from webhooks.integrations.agents import client as agents
 from webhooks.integrations.agents.requests import agent_request
-from webhooks.integrations.evolution import client as evolution
-from webhooks.integrations.transport import OutboundError
-from webhooks.models import Message
+from webhooks.integrations.transport import HttpClient, OutboundError
 
 logger = logging.getLogger(__name__)
 
@@ -32,118 +30,85 @@ class Answerer:
     it is still taking up new messages (not once it was told to stop)."""
 
     worker_id: str
-    client: httpx.AsyncClient
+    client: HttpClient
     taking_up_messages: Callable[[], bool] = lambda: True
 
     async def answer_conversation(self, conversation_id: int) -> int:
-        """Answer the chat's pending messages until none is left to answer now; returns how
-        many were taken up. A worker told to stop finishes the message under way, then hands
-        the chat back for another worker."""
+        """Take up the chat's turns until none is left to take up now; returns how many were
+        taken up. A worker told to stop finishes the turn under way, then hands the chat back
+        for another worker."""
         done = 0
-        while message := await run_in_db_thread(
+        while turn := await run_in_db_thread(
             progress.begin_next, conversation_id, self.worker_id,
             stopping=not self.taking_up_messages(),
         ):  # fmt: skip
-            await self.answer(message)
+            if turn.notice is None:
+                await self.answer(turn)
+            else:
+                await self.send_notice(turn)
             done += 1
         return done
 
-    async def answer(self, message: Message) -> None:
+    async def answer(self, turn: Turn) -> None:
+        sender = Sender(self.worker_id, self.client)
         try:
-            if message.reply_text is None:
-                reply = await self._ask_agent(message)
-                await run_in_db_thread(progress.store_reply, message, reply, self.worker_id)
-            elif message.reply_text and await self._was_sent_before(message):
-                return
-            if message.reply_text:
-                if await run_in_db_thread(progress.withhold_if_paused, message, self.worker_id):
+            started = None
+            if turn.carrier.reply_text is None:
+                reply = await self._ask_agent(turn)
+                await run_in_db_thread(progress.store_reply, turn, reply, self.worker_id)
+                started = turn.parts[0] if turn.parts else None
+            if turn.parts:
+                withheld = await run_in_db_thread(progress.withhold_if_paused, turn, self.worker_id)
+                if withheld:
                     return  # a person took the chat over meanwhile: not sent
-                await self._send(message)
-            else:
-                # The agent had nothing to say: nothing is sent.
-                await run_in_db_thread(progress.record_answered, message, "", self.worker_id)
+            # An empty answer has no parts: nothing is sent.
+            last_sent = await sender.deliver(turn.carrier, turn.parts, started=started)
+            await run_in_db_thread(progress.record_answered, turn, self.worker_id, last_sent)
         except OutboundError as error:
             await run_in_db_thread(
-                progress.record_failure, message, str(error), self.worker_id,
-                retryable=error.retryable, maybe_delivered=error.maybe_delivered,
+                progress.record_failure, turn, str(error), self.worker_id,
+                retryable=error.retryable,
             )  # fmt: skip
         except LeaseLostError:
             raise
         except Exception as error:
             # A bug or a database hiccup: counted like any failed attempt, within the window.
-            logger.exception("message %s: unexpected error", message.pk)
+            logger.exception("message %s: unexpected error", turn.carrier.pk)
             await run_in_db_thread(
-                progress.record_failure, message, f"unexpected error: {error!r}",
-                self.worker_id, retryable=True, maybe_delivered=True,
+                progress.record_failure, turn, f"unexpected error: {error!r}", self.worker_id,
+                retryable=True,
             )  # fmt: skip
 
-    async def _ask_agent(self, message: Message) -> agents.AgentReply:
-        tenant = message.instance
-        return await agents.run_agent(
-            self.client,
-            base_url=tenant.agent_api_url,
-            api_key=tenant.agent_api_key,
-            agent=tenant.default_agent,
-            request=agent_request(message),
-            deadline=tenant.agent_timeout,
-        )
-
-    async def _was_sent_before(self, message: Message) -> bool:
-        """Whether an earlier try whose outcome is unknown did send the reply: then it is
-        recorded as answered, not sent again (Evolution takes no idempotency key)."""
-        if message.send_started_at is not None:
-            base_url, api_key = _evolution_of(message)
-            sent_id = await evolution.find_sent_text(
-                self.client,
-                base_url=base_url,
-                api_key=api_key,
-                instance=message.instance.whatsapp_instance,
-                remote_jid=message.chat_jid,
-                text=message.reply_text or "",
-                since=message.send_started_at,
-                deadline=settings.EVOLUTION_TIMEOUT,
-            )
-            if sent_id is not None:
-                logger.warning(
-                    "message %s: its reply reached Evolution; not sent again", message.pk
-                )
-                await run_in_db_thread(progress.record_answered, message, sent_id, self.worker_id)
-                return True
-        await run_in_db_thread(progress.mark_sending, message, self.worker_id)
-        return False
-
-    async def _send(self, message: Message) -> None:
-        base_url, api_key = _evolution_of(message)
+    async def send_notice(self, turn: Turn) -> None:
+        """Send the notice of a failed message (its error reply); the message stays failed."""
+        assert turn.notice is not None
+        sender = Sender(self.worker_id, self.client)
         try:
-            sent_id = await evolution.send_text(
-                self.client,
-                base_url=base_url,
-                api_key=api_key,
-                instance=message.instance.whatsapp_instance,
-                number=message.reply_to,
-                text=message.reply_text or "",
-                deadline=settings.EVOLUTION_TIMEOUT,
-            )
+            last_sent = await sender.deliver(turn.carrier, [turn.notice])
+            sent_id = last_sent[1] if last_sent else turn.notice.whatsapp_id
+            await run_in_db_thread(progress.record_notice_sent, turn, sent_id, self.worker_id)
         except OutboundError as error:
-            raise OutboundError(
-                f"sending the reply failed: {error}",
+            await run_in_db_thread(
+                progress.record_notice_failure, turn, str(error), self.worker_id,
                 retryable=error.retryable,
-                status_code=error.status_code,
-                maybe_delivered=error.maybe_delivered,
-            ) from None
-        await run_in_db_thread(progress.record_answered, message, sent_id, self.worker_id)
+            )  # fmt: skip
+        except LeaseLostError:
+            raise
+        except Exception as error:
+            logger.exception("message %s: unexpected error sending its notice", turn.carrier.pk)
+            await run_in_db_thread(
+                progress.record_notice_failure, turn, f"unexpected error: {error!r}",
+                self.worker_id, retryable=True,
+            )  # fmt: skip
 
-
-def _evolution_of(message: Message) -> tuple[str, str]:
-    """The Evolution server and key that answer this message's tenant: its own, or the one its
-    webhook named if intake found it trusted (webhooks.inbound.relay); never any other."""
-    tenant = message.instance
-    if tenant.evolution_url:
-        return tenant.evolution_url, tenant.evolution_key
-    if not message.reply_evolution_url:
-        raise OutboundError(
-            "no trusted Evolution server is known for this message: give the tenant an "
-            "Evolution URL, or list the webhook's server in EVOLUTION_TRUSTED_SERVERS",
-            retryable=False,
-        )
-    return message.reply_evolution_url, message.reply_evolution_key
+    async def _ask_agent(self, turn: Turn) -> agents.AgentReply:
+        tenant = turn.carrier.instance
+        async with composing.while_thinking(self.client, turn.carrier):
+            return await agents.run_agent(
+                self.client,
+                base_url=tenant.agent_api_url,
+                api_key=tenant.agent_api_key,
+                agent=tenant.default_agent,
+                request=agent_request(*turn.messages),
+                deadline=tenant.agent_timeout,
+            )

@@ -1,11 +1,9 @@
-"""Whether a message sent from the tenant's own WhatsApp account is Omnihub's reply coming
-back (Evolution posts what the account sends, whoever sent it) rather than a person writing
-from the business's phone.
+"""Whether a message Evolution reports as sent from the business's number (`fromMe`) is an echo
+of one Omnihub sent, rather than a person replying by hand.
 
-Evolution may post the echo before the sendText call that caused it has returned, so before
-the reply's id is known: a reply is therefore recognised by its id once it was sent, and, while
-its send is under way, by its chat and text (the send is recorded before the call is made:
-Message.send_started_at).
+Evolution may deliver the echo before sendText has returned the id, so two records count: the
+id Evolution gave a part we sent, and a part of that chat with that text whose send is in
+flight (recorded before the call, not yet answered).
 """
 
 from datetime import timedelta
@@ -14,24 +12,32 @@ from django.db.models import Q
 from django.utils import timezone
 
 from webhooks.inbound.content import read_str
-from webhooks.models import Message
+from webhooks.models import ReplyPart
 
-# Longer than a send can take (the Evolution timeout, a typing delay and the retries of a
-# reply whose outcome was unknown), short enough that a person who types the bot's last words
-# again, later, is still seen as a person.
-IN_FLIGHT = timedelta(minutes=10)
+# How long after its send began a part with no answer yet may still be echoed: Evolution may
+# carry out a send after Omnihub's call gave up on it (its number lookup can be slow).
+IN_FLIGHT_SECONDS = 300
 
 
 def is_own_echo(*, tenant_id: int, chat_jid: str, whatsapp_id: str, text: str) -> bool:
-    """Whether the message `whatsapp_id` with `text`, sent from the tenant's account to
-    `chat_jid`, is a reply Omnihub sent or is sending there."""
-    sends = Message.objects.filter(
-        Q(reply_whatsapp_id=whatsapp_id) | Q(send_started_at__gte=timezone.now() - IN_FLIGHT),
-        conversation__instance_id=tenant_id,
-        conversation__chat_jid=chat_jid,
-    ).values_list("reply_whatsapp_id", "reply_text")
+    """Whether the tenant's `fromMe` message `whatsapp_id` (Evolution's key.id) in `chat_jid`,
+    saying `text`, is one Omnihub sent: a reply part or notice with that id, or one of that
+    chat with that text whose send is under way."""
+    parts = ReplyPart.objects.filter(message__instance_id=tenant_id)
+    if whatsapp_id and parts.filter(whatsapp_id=whatsapp_id).exists():
+        return True
+    if not text or not chat_jid:
+        return False
+    # The echo names the chat as WhatsApp does; Omnihub sent to the chat's number, which a LID
+    # chat's echo may name instead.
+    number = chat_jid.partition("@")[0]
+    chat = Q(message__chat_jid=chat_jid)
+    if number:
+        chat |= Q(message__reply_to=number)
+    in_flight = parts.filter(
+        chat,
+        sent_at__isnull=True,
+        send_started_at__gte=timezone.now() - timedelta(seconds=IN_FLIGHT_SECONDS),
+    ).values_list("text", flat=True)
     # Compared as the webhook's text was read (stripped, made storable).
-    return any(
-        sent_id == whatsapp_id or (bool(text) and read_str(reply or "") == text)
-        for sent_id, reply in sends
-    )
+    return any(read_str(sent) == text for sent in in_flight)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from webhooks.conversations import leases
@@ -30,8 +31,14 @@ def next_attempt_at(message: Message, now: datetime) -> datetime | None:
 
     A window rather than a count of attempts: an outage of a few minutes must not use up the
     tries of every message that arrived during it."""
-    window_ends = retry_window_start(message) + timedelta(seconds=settings.RETRY_WINDOW_SECONDS)
-    at = now + timedelta(seconds=retry_delay(max(message.attempts, 1)))
+    return next_try_at(attempts=message.attempts, window_start=retry_window_start(message), now=now)
+
+
+def next_try_at(*, attempts: int, window_start: datetime, now: datetime) -> datetime | None:
+    """When to try again after `attempts` tries, or None once RETRY_WINDOW_SECONDS from
+    `window_start` are over: the one backoff of messages and of the notices sent for them."""
+    window_ends = window_start + timedelta(seconds=settings.RETRY_WINDOW_SECONDS)
+    at = now + timedelta(seconds=retry_delay(max(attempts, 1)))
     return at if at <= window_ends else None
 
 
@@ -41,15 +48,20 @@ def retry_window_start(message: Message) -> datetime:
 
 def retry_message(message: Message) -> Message:
     """A person's retry of a failed message: queued again, with a new retry window. Its attempts
-    are kept, so its history shows every try."""
+    are kept, so its history shows every try. A message answered with others (debounce) is
+    retried with them: their answer is one. An error reply not yet sent for it is dropped: the
+    message is being tried again."""
     if message.status != Message.Status.FAILED:
         raise MessageNotRetryableError(f"message {message.pk} is {message.status}, not failed")
     now = timezone.now()
+    carrier_id = message.answered_with_id or message.pk
     with transaction.atomic():
-        message.status = Message.Status.RECEIVED
-        message.next_attempt_at = None
-        message.retried_at = now
-        message.save(update_fields=["status", "next_attempt_at", "retried_at", "updated_at"])
+        batch = Message.objects.filter(
+            Q(pk=carrier_id) | Q(answered_with_id=carrier_id), status=Message.Status.FAILED
+        )
+        batch.update(status=Message.Status.RECEIVED, next_attempt_at=None, retried_at=now,
+                     notice_due_at=None, updated_at=now)  # fmt: skip
         leases.mark_ready(message.conversation_id, now=now, new_message=False)
+    message.refresh_from_db()
     logger.info("message %s queued again", message.pk)
     return message

@@ -114,11 +114,11 @@ def test_the_next_message_is_the_oldest_pending_one_marked_processing():
     Conversation.objects.update(ready_at=timezone.now())
     leases.claim_ready("w1", limit=10, lease_seconds=60)
 
-    message = begin_next(first.conversation_id, "w1")
+    turn = begin_next(first.conversation_id, "w1")
 
-    assert message is not None
-    assert message.pk == first.pk
-    assert (message.status, message.attempts) == (Message.Status.PROCESSING, 1)
+    assert turn is not None
+    assert (turn.carrier.pk, turn.followers) == (first.pk, [])
+    assert (turn.carrier.status, turn.carrier.attempts) == (Message.Status.PROCESSING, 1)
 
 
 def test_a_worker_whose_chat_was_taken_over_cannot_go_on():
@@ -163,7 +163,7 @@ def test_a_message_committed_after_its_chat_was_handed_back_makes_the_chat_ready
     assert leases.claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
     taken_up = begin_next(chat.pk, "w2")
     assert taken_up is not None
-    assert taken_up.status == Message.Status.PROCESSING
+    assert taken_up.carrier.status == Message.Status.PROCESSING
 
 
 def test_work_cut_short_is_handed_back_ready_at_once():

@@ -1,4 +1,6 @@
-"""What the agent is asked for a stored message."""
+"""What the agent is asked for a stored message, or for a burst of them."""
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,3 +132,43 @@ def test_a_lid_chat_without_a_phone_is_its_own_session(agent, evolution, tenant_
     assert request.phone_number is None
     assert request.session_name == "acme-103784512345678"
     assert request.whatsapp_id == "103784512345678@lid"
+
+
+def test_a_burst_is_asked_as_one_message_its_texts_in_whatsapp_order():
+    tenant = InstanceConfigFactory.create(session_id_prefix="acme-")
+    chat = "5511912345678@s.whatsapp.net"
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    first = MessageFactory.create(instance=tenant, chat_jid=chat, text="b", sent_at=at)
+    second = MessageFactory.create(
+        instance=tenant, chat_jid=chat, text="a", sent_at=at - timedelta(seconds=3)
+    )
+    # Same second: arrival order.
+    third = MessageFactory.create(instance=tenant, chat_jid=chat, text="c", sent_at=at)
+    fourth = MessageFactory.create(
+        instance=tenant, chat_jid=chat, text="d", quoted_text="q", push_name="Maria S."
+    )
+
+    request = agent_request(first, second, third, fourth)
+
+    assert request.message_content == 'a\nb\nc\n[In reply to: "q"]\nd'
+    assert request.session_name == "acme-5511912345678"
+    assert request.user_name == "Maria S."  # the latest name the contact gave
+    assert request.message_type == "text"
+
+
+def test_a_burst_s_media_are_sent_together_and_typed_by_the_first():
+    chat = "5511912345678@s.whatsapp.net"
+    photo = MessageFactory.create(
+        chat_jid=chat, kind="image", text="", media_mimetype="image/png", media_base64=PHOTO
+    )
+    text = MessageFactory.create(instance=photo.instance, chat_jid=chat, text="E esta?")
+    voice = MessageFactory.create(
+        instance=photo.instance, chat_jid=chat, kind="audio", text="",
+        media_mimetype="audio/ogg", media_url="https://files.test/v",
+    )  # fmt: skip
+
+    request = agent_request(photo, text, voice)
+
+    assert request.message_type == "image"
+    assert [media.mime_type for media in request.media] == ["image/png", "audio/ogg"]
+    assert request.message_content == "E esta?"

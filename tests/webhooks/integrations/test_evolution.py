@@ -13,6 +13,7 @@ from webhooks.integrations.evolution.client import (
     connection_state,
     find_sent_text,
     find_webhook,
+    send_presence,
     send_text,
     set_webhook,
 )
@@ -54,6 +55,7 @@ async def finding(client: Any, url: str, **options: Any) -> str | None:
         text=options.pop("text", TEXT),
         since=options.pop("since", datetime.now(UTC) - timedelta(seconds=5)),
         deadline=5.0,
+        **options,
     )
 
 
@@ -224,6 +226,49 @@ def test_it_finds_the_newest_message_with_the_same_text_in_the_same_chat():
         assert find(fake.url) == "SENT-3"
         assert find(fake.url, text="Olá!") is None
         assert find(fake.url, remote_jid="5511988887777@s.whatsapp.net") is None
+
+
+def test_a_send_already_accounted_for_is_not_taken_for_another_with_the_same_words():
+    records = [record("Ok.", message_id="SECOND"), record("Ok.", message_id="FIRST")]
+
+    with serve(finding_records(records)) as fake:
+        assert find(fake.url, text="Ok.", not_ids={"SECOND"}) == "FIRST"
+        assert find(fake.url, text="Ok.", not_ids={"FIRST", "SECOND"}) is None
+
+
+def test_it_shows_typing_to_the_number_for_the_delay_it_is_given():
+    async def show(url: str) -> None:
+        async with new_client() as client:
+            await send_presence(
+                client, base_url=url, api_key="evolution-key-0001", instance="acme wa",
+                number="5511912345678", delay_ms=20000, deadline=5.0,
+            )  # fmt: skip
+
+    with serve(evolution_accepting()) as fake:
+        asyncio.run(show(fake.url))
+
+    [shown] = fake.requests
+    assert shown.path == "/chat/sendPresence/acme%20wa"
+    assert shown.headers["apikey"] == "evolution-key-0001"
+    assert shown.body == {"number": "5511912345678", "presence": "composing", "delay": 20000}
+
+
+def test_a_typing_call_held_past_its_deadline_fails_like_any_call():
+    fake = evolution_accepting()
+    fake.gate, fake.gate_prefix = threading.Event(), "/chat/sendPresence/"
+
+    async def show() -> None:
+        async with new_client() as client:
+            await send_presence(
+                client, base_url=fake.url, api_key="k", instance="acme-wa",
+                number="5511912345678", delay_ms=100, deadline=0.3,
+            )  # fmt: skip
+
+    with serve(fake), pytest.raises(OutboundError) as caught:
+        asyncio.run(show())
+
+    assert caught.value.retryable is True
+    assert "did not answer within 0.3 s" in str(caught.value)
 
 
 def test_a_message_sent_before_the_send_began_is_not_it():

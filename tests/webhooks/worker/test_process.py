@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.fakes import sends
 from tests.webhooks.conftest import (
     a_worker,
     answer_all,
@@ -39,7 +40,8 @@ def test_one_worker_has_500_conversations_in_flight_at_once(agent, evolution, te
 
     assert not all_open.broken
     assert len(agent.requests) == IN_FLIGHT
-    assert sorted(s.body["text"] for s in evolution.requests) == sorted(
+    # A send slower than its deadline on a busy machine is looked up, never sent twice.
+    assert sorted(s.body["text"] for s in sends(evolution)) == sorted(
         f"re: hello {n}" for n in range(IN_FLIGHT)
     )
     assert Message.objects.filter(status=Message.Status.ANSWERED).count() == IN_FLIGHT

@@ -1,5 +1,5 @@
-"""Client of the Evolution API (the WhatsApp gateway): send a text, find one already sent, and
-set up and check an instance's webhook and connection.
+"""Client of the Evolution API (the WhatsApp gateway): send a text, find one already sent, show
+"typing…", and set up and check an instance's webhook and connection.
 
 Every tenant-specific value (server, key, instance, deadline) is an argument; the shared client
 (webhooks.integrations.transport) carries no cookies or credentials between tenants.
@@ -7,11 +7,12 @@ Every tenant-specific value (server, key, instance, deadline) is an argument; th
 
 # Reference: https://doc.evolution-api.com/v2/api-reference/message-controller/send-text
 # Reference: https://doc.evolution-api.com/v2/api-reference/chat-controller/find-messages
+# Reference: https://doc.evolution-api.com/v2/api-reference/chat-controller/send-presence
 # Reference: https://doc.evolution-api.com/v2/api-reference/webhook/set
 # Reference: https://doc.evolution-api.com/v2/api-reference/webhook/get
 # Reference: https://doc.evolution-api.com/v2/api-reference/instance-controller/connection-state
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from webhooks.integrations.transport import (
 SERVICE = "Evolution"
 MAX_SEND_ANSWER_BYTES = 256 * 1024
 MAX_SETUP_ANSWER_BYTES = 64 * 1024
+MAX_PRESENCE_ANSWER_BYTES = 16 * 1024
 # Records may carry media thumbnails as base64, hence more room than a send's answer.
 MAX_FIND_ANSWER_BYTES = 4 * 1024 * 1024
 # The newest messages we sent to the chat; a send whose outcome is unknown is among them.
@@ -95,10 +97,12 @@ async def find_sent_text(
     remote_jid: str,
     text: str,
     since: datetime,
+    not_ids: Collection[str] = (),
     deadline: float,
 ) -> str | None:
     """The id of a message we sent to `remote_jid` with exactly `text`, at `since` or later,
-    or None: for a send whose outcome is unknown. `since` must be timezone-aware.
+    and not one of `not_ids` (sends already accounted for, such as an earlier part with the
+    same words), or None: for a send whose outcome is unknown. `since` must be timezone-aware.
 
     None also when Evolution keeps no messages (DATABASE_SAVE_DATA_NEW_MESSAGE off) or has not
     stored the send yet: it stores a message only once WhatsApp has taken it."""
@@ -120,9 +124,37 @@ async def find_sent_text(
     earliest = since.timestamp() - CLOCK_SLACK_SECONDS
     for record in _records(data):
         # A record without a time could be an old reply with the same words ("Ok"): not it.
-        if record.text == text and record.timestamp is not None and record.timestamp >= earliest:
+        if (
+            record.text == text
+            and record.timestamp is not None
+            and record.timestamp >= earliest
+            and record.id not in not_ids
+        ):
             return record.id
     return None
+
+
+async def send_presence(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    api_key: str,
+    instance: str,
+    number: str,
+    delay_ms: int,
+    deadline: float,
+) -> None:
+    """Show `number` that we are typing ("composing") for `delay_ms`. Evolution answers only
+    once that time is over, then shows nothing: `deadline` must cover the delay (the worker
+    passes its Evolution timeout plus the delay)."""
+    await _call(
+        client,
+        f"{base_url}/chat/sendPresence/{quote(instance, safe='')}",
+        body={"number": number, "presence": "composing", "delay": delay_ms},
+        api_key=api_key,
+        deadline=deadline,
+        max_bytes=MAX_PRESENCE_ANSWER_BYTES,
+    )
 
 
 async def set_webhook(
