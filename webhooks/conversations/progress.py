@@ -10,6 +10,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from instances.selectors import tenant_config
 from webhooks.conversations import leases
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at
@@ -29,16 +30,16 @@ def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) 
     A message waiting for its retry holds back the messages behind it: the agent never sees a
     chat out of order."""
     now = timezone.now()
+    # Most often a message is due: taken with one owner-guarded write, no transaction.
+    message = _next_pending(conversation_id)
+    if message is not None and (message.next_attempt_at or now) <= now and not stopping:
+        return _take(message, worker_id)
+    # Else the chat is handed back, under its row lock (see leases): looked at again there, as
+    # a message may have arrived meanwhile.
     with transaction.atomic():
         if not leases.lock_if_held(conversation_id, worker_id):
             raise LeaseLostError(conversation_id)
-        message = (
-            Message.objects.filter(conversation_id=conversation_id, status__in=Message.PENDING)
-            .select_related("instance")
-            .defer("raw_payload")
-            .order_by("id")
-            .first()
-        )
+        message = _next_pending(conversation_id)
         if message is None:
             leases.hand_back(conversation_id, worker_id, ready_at=None)
             return None
@@ -46,10 +47,23 @@ def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) 
         if due > now or stopping:
             leases.hand_back(conversation_id, worker_id, ready_at=due)
             return None
-        message.status = Status.PROCESSING
-        message.attempts += 1
-        message.next_attempt_at = None
-        message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+    return _take(message, worker_id)
+
+
+def _next_pending(conversation_id: int) -> Message | None:
+    return (
+        Message.objects.filter(conversation_id=conversation_id, status__in=Message.PENDING)
+        .defer("raw_payload")
+        .order_by("id")
+        .first()
+    )
+
+
+def _take(message: Message, worker_id: str) -> Message:
+    _write(message, worker_id, status=Status.PROCESSING, attempts=message.attempts + 1,
+           next_attempt_at=None)  # fmt: skip
+    # Read once per few seconds per process, not with every message.
+    message.instance = tenant_config(message.instance_id)
     return message
 
 
