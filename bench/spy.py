@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--top", type=int, default=45, help="functions listed per process")
     parser.add_argument("--no-spy", action="store_true", help="measure CPU only")
+    parser.add_argument(
+        "--wall", action="store_true", help="sample every running thread, not only the GIL's holder"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "spy.tmp")
     return parser.parse_args()
 
@@ -61,11 +64,11 @@ def prepare(bench: Bench) -> None:
     bench.supervisor.run("instance_add", add, env)
 
 
-def spy(proc: Proc, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+def spy(proc: Proc, seconds: float, out: Path, *, wall: bool) -> subprocess.Popen[bytes]:
     spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     args = [spy_bin, "record", "--pid", str(proc.pid), "--duration", str(int(seconds)),
             "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking",
-            "--gil"]  # fmt: skip
+            *([] if wall else ["--gil"])]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -114,8 +117,8 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
                 spies = []
                 if spying:
                     spies = [
-                        spy(serve.web, args.seconds, args.out / "web.raw"),
-                        spy(serve.worker, args.seconds, args.out / "worker.raw"),
+                        spy(serve.web, args.seconds, args.out / "web.raw", wall=args.wall),
+                        spy(serve.worker, args.seconds, args.out / "worker.raw", wall=args.wall),
                     ]
                     await asyncio.sleep(0.5)
                 web0, worker0 = serve.web.cpu_seconds(), serve.worker.cpu_seconds()

@@ -8,7 +8,8 @@ functions that took the most of that CPU (cProfile).
 
     .venv/bin/python bench/statements.py [--database-url URL] [--messages 500] [--profile]
 
-Without --database-url, a fresh SQLite file in a temporary directory.
+Without --database-url, a fresh SQLite file in a temporary directory; a PostgreSQL database
+named by --database-url is dropped and made anew (use an omnihub_bench* name).
 """
 
 import argparse
@@ -155,7 +156,8 @@ async def main_async(args: argparse.Namespace, fakes_url: str) -> None:
     from django.db.backends.signals import connection_created
 
     def instrument(sender: Any, connection: Any, **kwargs: Any) -> None:
-        connection.execute_wrappers.append(_count)
+        if _count not in connection.execute_wrappers:  # a pooled connection is "created" again
+            connection.execute_wrappers.append(_count)
 
     connection_created.connect(instrument)
     await asyncio.to_thread(_setup, call_command, fakes_url)
@@ -191,8 +193,22 @@ def _setup(call_command: Callable[..., Any], fakes_url: str) -> None:
     )  # fmt: skip
 
 
+def _fresh_postgres(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def main() -> int:
     args = parse_args()
+    if args.database_url.startswith("postgres"):
+        _fresh_postgres(args.database_url)
     directory = Path(tempfile.mkdtemp(prefix="omnihub-statements-"))
     os.environ.update(
         {
