@@ -29,7 +29,7 @@ from bench import environment, report
 from bench.context import FULL, QUICK, Bench, Figures
 from bench.databases import Database, PostgresDatabase, SqliteDatabase
 from bench.fakes import Fakes
-from bench.scenarios import run_once
+from bench.scenarios import SCENARIOS, run_once
 from bench.servers import ROOT, Child, Supervisor
 
 RESULTS = ROOT / "bench" / "results"
@@ -49,6 +49,11 @@ def parse_args() -> argparse.Namespace:
         help="WORKER_CONCURRENCY for the worker (default: unset, Omnihub's own)",
     )
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of Omnihub's processes")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"some of {', '.join(SCENARIOS)} (default: all); 'bare' is row 2's baseline",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line for the results")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args()
@@ -56,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     if unknown := set(args.databases) - {"sqlite", "postgres"}:
         parser.error(f"unknown database: {', '.join(sorted(unknown))}")
     args.runs = args.runs or (1 if args.quick else 3)
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if unknown := set(args.scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenario: {', '.join(sorted(unknown))}")
     return args  # fmt: skip
 
 
@@ -90,7 +98,7 @@ def bench_database(
         bench.prepare()
         for run in range(args.runs):
             print(f"{database.label}: run {run + 1} of {args.runs}", flush=True)
-            asyncio.run(run_once(bench), loop_factory=uvloop.new_event_loop)
+            asyncio.run(run_once(bench, args.scenarios), loop_factory=uvloop.new_event_loop)
     finally:
         supervisor.stop_all()
         database.drop()
@@ -156,7 +164,12 @@ def main() -> int:
             "# Omnihub benchmark",
             "",
             f"- Date: {environment.now()}; took {time.monotonic() - started:.0f} s; median of "
-            f"{args.runs} run{'s' * (args.runs > 1)} per figure{'; --quick' if args.quick else ''}",
+            f"{args.runs} run{'s' * (args.runs > 1)} per figure{'; --quick' if args.quick else ''}"
+            + (
+                ""
+                if set(args.scenarios) == set(SCENARIOS)
+                else f"; scenarios: {', '.join(args.scenarios)}"
+            ),  # fmt: skip
             *(f"- Note: {note}" for note in args.note),
             f"- Machine: {environment.machine()}; load average at start {load_before:.1f}",
             f"- Omnihub code: {code}",

@@ -191,10 +191,15 @@ def record_latency(
         bench.figures.add(f"{name}_p99", quantile(latencies, 99))
 
 
-async def run_once(bench: Bench) -> None:
-    """One run of every scenario."""
+SCENARIOS = {step.__name__: step for step in (conversations, pipeline, bare, web_alone, tenants)}
+
+
+async def run_once(bench: Bench, names: Sequence[str] = tuple(SCENARIOS)) -> None:
+    """One run of the scenarios named (default: every one), in their usual order."""
     bench.web_peaks.clear()
-    for step in (conversations, pipeline, bare, web_alone, tenants):
-        await step(bench)
-        print(f"  {time.strftime('%H:%M:%S')} {step.__name__} done", flush=True)
-    bench.figures.add("web_peak_mib", max(bench.web_peaks))
+    for name, step in SCENARIOS.items():
+        if name in names:
+            await step(bench)
+            print(f"  {time.strftime('%H:%M:%S')} {name} done", flush=True)
+    if bench.web_peaks:
+        bench.figures.add("web_peak_mib", max(bench.web_peaks))

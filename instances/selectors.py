@@ -1,16 +1,18 @@
 """Finding the tenant a webhook is for: once per webhook, so cached.
 
 Only what the webhook path needs is cached, never the keys: a shared cache (CACHE_URL) must not
-hold secrets, so the webhook secrets are read from the database each time a webhook is verified.
+hold secrets. The webhook secrets are kept by each process, in memory, for a few seconds.
 Every write through instances.services forgets the entries it affects; another process's copy
-lives at most TENANT_CACHE_SECONDS unless the cache is shared.
+lives at most TENANT_CACHE_SECONDS unless the cache is shared, and SECRETS_SECONDS for the
+secrets.
 """
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import models
 from django.utils import timezone
 
@@ -20,6 +22,15 @@ from instances.models import NAME_PATTERN, InstanceConfig, previous_secret_valid
 # had other fields, which would unpickle into the wrong ones. Bump it when TenantRef changes.
 _VERSION = 3
 _DEFAULT = f"omnihub:tenant-default:v{_VERSION}"
+# A tenant's webhook secrets are read and decrypted once per this many seconds per process, not
+# once per webhook. Short: a secret retired in another process (a rotation without grace) is
+# still accepted here until then. A new one is taken at once: a webhook is refused only on the
+# secrets as stored.
+SECRETS_SECONDS = 5.0
+# The worker reads a message's whole tenant (its keys decrypted) once per this many seconds
+# per process, not once per message: a change reaches the messages taken up after that.
+CONFIG_SECONDS = 5.0
+_CONFIGS = "omnihub:tenant-configs"  # a count of forget_tenant calls: part of tenant_config's keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,12 @@ def find_default_tenant() -> TenantRef:
 
 def forget_tenant(name: str) -> None:
     cache.delete_many([_name_key(name), _DEFAULT])
+    kept = caches["process"]
+    kept.delete(_secrets_key(name))
+    try:
+        kept.incr(_CONFIGS)  # every tenant_config this process kept is read again
+    except ValueError:
+        kept.set(_CONFIGS, 1, None)
 
 
 def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
@@ -103,18 +120,59 @@ def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
 def valid_webhook_secrets(tenant_id: int) -> list[str]:
     """The secrets a webhook for this tenant may prove: the current one, and the previous one
     until its grace period after a rotation is over. Empty when none is set."""
+    return _secrets_of(tenant_id)[0]
+
+
+def webhook_secrets(tenant: TenantRef, *, fresh: bool = False) -> list[str]:
+    """valid_webhook_secrets, as this process read them within SECRETS_SECONDS (unless
+    `fresh`): kept in its own memory, never in the cache CACHE_URL may share with others."""
+    key = _secrets_key(tenant.name)
+    kept: tuple[int, list[str]] | None = None if fresh else caches["process"].get(key)
+    if kept is not None and kept[0] == tenant.id:
+        return kept[1]
+    secrets, valid_until = _secrets_of(tenant.id)
+    if secrets:  # a first secret, once set, is taken at once
+        seconds = SECRETS_SECONDS
+        if valid_until is not None:
+            # Not a moment past the previous secret's grace period.
+            seconds = min(seconds, (valid_until - timezone.now()).total_seconds())
+        caches["process"].set(key, (tenant.id, secrets), seconds)
+    return secrets
+
+
+def _secrets_of(tenant_id: int) -> tuple[list[str], datetime | None]:
+    """The valid secrets, and until when the previous one among them is valid."""
     row = (
         InstanceConfig.objects.filter(pk=tenant_id)
         .values("webhook_secret", "previous_webhook_secret", "webhook_secret_rotated_at")
         .first()
     )
     if row is None:
-        return []
+        return [], None
     valid = [row["webhook_secret"]]
     valid_until = previous_secret_valid_until(row["webhook_secret_rotated_at"])
     if valid_until is not None and timezone.now() < valid_until:
         valid.append(row["previous_webhook_secret"])
-    return [secret for secret in valid if secret]
+    else:
+        valid_until = None
+    return [secret for secret in valid if secret], valid_until
+
+
+def _secrets_key(name: str) -> str:
+    return f"omnihub:webhook-secrets:{name}"
+
+
+def tenant_config(tenant_id: int) -> InstanceConfig:
+    """The tenant's row, as this process read it within CONFIG_SECONDS and since it last
+    changed a tenant: kept in this process's memory only, never in the cache CACHE_URL may
+    share, since it holds the keys. InstanceConfig.DoesNotExist once the tenant is gone."""
+    kept = caches["process"]
+    key = f"omnihub:tenant-config:{kept.get_or_set(_CONFIGS, 0, None)}:{tenant_id}"
+    config: InstanceConfig | None = kept.get(key)
+    if config is None:
+        config = InstanceConfig.objects.get(pk=tenant_id)
+        kept.set(key, config, CONFIG_SECONDS)
+    return config
 
 
 def _name_key(name: str) -> str:

@@ -6,17 +6,23 @@ webhooks included; every class here keeps async requests on the event loop.
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
+from django.middleware.security import SecurityMiddleware as DjangoSecurityMiddleware
+from django.urls import Resolver404, resolve
 from django.utils.log import log_response
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
 logger = logging.getLogger(__name__)
+
+# Evolution's webhooks: requests from a machine, which carry no cookie and render no page.
+WEBHOOK_PATH_PREFIX = "/webhook/"
 
 
 class _BothWays:
@@ -86,6 +92,54 @@ class NulInUrlMiddleware(_RequestGuard):
         if "\x00" in request.path or "%00" in query or "\x00" in query:
             return JsonResponse({"detail": "the URL has a NUL character"}, status=400)
         return None
+
+
+class SecurityMiddleware(_BothWays):
+    """Django's SecurityMiddleware (HTTPS redirect, security headers), its hooks called on the
+    event loop: they only read the request and set headers, and Django would otherwise run
+    each of them in a thread, and back, for every request."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
+        self.security = DjangoSecurityMiddleware(get_response)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.is_async:
+            return self._acall(request)
+        return self.security(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        redirect = self.security.process_request(request)
+        if redirect is not None:
+            return redirect
+        response = self.get_response(request)
+        assert not isinstance(response, HttpResponseBase)
+        # Typed for HttpResponse, it only sets headers, which every response has.
+        return self.security.process_response(request, cast(HttpResponse, await response))
+
+
+class WebhooksMiddleware(_BothWays):
+    """Sends Evolution's webhooks straight to their view, past the middleware after this one,
+    which serves people: sessions, CSRF, logins, messages, frame options, lockouts. A webhook
+    carries no cookie and renders no page, while Django runs each hook of those middlewares
+    in a thread and back: on the async path, most of what a webhook cost the web process.
+    The view keeps its own checks (POST only, no CSRF token, its authentication).
+
+    On the sync path (WSGI, tests' Client) a webhook takes the whole chain, as any request."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.is_async and request.path_info.startswith(WEBHOOK_PATH_PREFIX):
+            try:
+                match = resolve(request.path_info)
+            except Resolver404:
+                pass  # answered by the whole chain, as any unknown path
+            else:
+                request.resolver_match = match
+                answer: Awaitable[HttpResponseBase] = match.func(
+                    request, *match.args, **match.kwargs
+                )
+                return answer
+        return self.get_response(request)
 
 
 class JsonApiErrorsMiddleware(_BothWays):

@@ -39,8 +39,10 @@ MIDDLEWARE = [
     # First: every later get_host() can then trust the Host header.
     "omnihub.middleware.AllowedHostsMiddleware",
     "omnihub.middleware.NulInUrlMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "omnihub.middleware.SecurityMiddleware",
     "omnihub.middleware.StaticFilesMiddleware",
+    # Webhooks leave the chain here: what follows is for people's browsers.
+    "omnihub.middleware.WebhooksMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -251,6 +253,19 @@ WEB_KEEP_ALIVE_SECONDS = env.int("WEB_KEEP_ALIVE_SECONDS", default=5)
 
 # Per-process memory by default; set CACHE_URL (e.g. redis://127.0.0.1:6379/1) to share it, so a
 # tenant changed through one process is seen at once by all.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+CACHES = {
+    "default": env.cache_url("CACHE_URL", default="locmemcache://"),
+    # Never shared, whatever CACHE_URL says: what only this process may keep (decrypted
+    # webhook secrets, for a few seconds).
+    "process": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "omnihub-process",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    },
+}
+if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    # Django's default of 300 entries is fewer than the chats of a busy tenant: the cached
+    # conversation ids would keep pushing each other out.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 10_000)
 # How long a process may keep using a cached tenant lookup that another process changed.
 TENANT_CACHE_SECONDS = env.int("TENANT_CACHE_SECONDS", default=30)

@@ -51,6 +51,7 @@ def api_client() -> Client:
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    for cache in caches.all():
+        cache.clear()

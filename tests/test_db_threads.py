@@ -1,3 +1,6 @@
+import asyncio
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 
@@ -8,7 +11,9 @@ from django.db import connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
+from instances.models import InstanceConfig
 from omnihub.db_threads import close_db_connections, run_in_db_thread
+from tests.factories import InstanceConfigFactory
 
 # The work runs on other threads, with other connections: what it reads must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,3 +114,75 @@ def test_it_closes_every_thread_s_connections_on_demand(monkeypatch):
     close_db_connections()
 
     assert all(wrapper.connection is None for wrapper in wrappers)
+
+
+sqlite_only = pytest.mark.skipif(
+    connection.vendor != "sqlite" or settings.DB_THREADS != 1,
+    reason="SQLite's one database thread batches and takes turns",
+)
+
+
+@sqlite_only
+def test_calls_queued_meanwhile_run_in_one_transaction_each_undoing_only_its_own_work():
+    tenant = InstanceConfigFactory.create(name="acme", default_agent="before")
+    release = threading.Event()
+
+    def hold() -> None:
+        assert release.wait(timeout=30)
+
+    def rename_then_fail() -> None:
+        InstanceConfig.objects.filter(pk=tenant.pk).update(default_agent="undone")
+        raise LookupError("this call fails")
+
+    def rename() -> bool:
+        InstanceConfig.objects.filter(pk=tenant.pk).update(name="renamed")
+        return connection.in_atomic_block
+
+    async def scenario() -> list[object]:
+        first = asyncio.create_task(run_in_db_thread(hold))
+        await asyncio.sleep(0)  # it is taken; the two below queue behind it
+        queued = [
+            asyncio.create_task(run_in_db_thread(rename_then_fail)),
+            asyncio.create_task(run_in_db_thread(rename)),
+        ]
+        await asyncio.sleep(0)
+        release.set()
+        await first
+        return await asyncio.gather(*queued, return_exceptions=True)
+
+    failed, in_transaction = async_to_sync(scenario)()
+
+    assert isinstance(failed, LookupError)
+    assert in_transaction is True
+    stored = InstanceConfig.objects.get(pk=tenant.pk)
+    assert (stored.name, stored.default_agent) == ("renamed", "before")
+
+
+@sqlite_only
+def test_a_call_holds_the_turn_that_every_process_s_database_threads_take():
+    running, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        running.set()
+        assert release.wait(timeout=30)
+
+    def turn_is_free() -> bool:
+        name = connection.settings_dict["NAME"]
+        fd = os.open(f"{name}.turns", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)  # closing lets go of a lock taken here
+        return True
+
+    holder = threading.Thread(target=run, args=(hold,))
+    holder.start()
+    assert running.wait(timeout=30)
+    taken_while_running = not turn_is_free()
+    release.set()
+    holder.join(timeout=30)
+
+    assert taken_while_running
+    assert turn_is_free()

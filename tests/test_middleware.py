@@ -1,15 +1,22 @@
-"""Both middlewares answer alike on Django's sync (WSGI) and async (ASGI) paths."""
+"""Omnihub's middleware on Django's sync (WSGI) and async (ASGI) paths."""
 
+import json
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.test import AsyncClient, Client, RequestFactory
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 
 from omnihub.middleware import AllowedHostsMiddleware, StaticFilesMiddleware
+from tests.factories import InstanceConfigFactory
+from tests.webhooks.conftest import evolution_payload
+from webhooks.models import Message
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedASGIResponse as TestResponse
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +131,53 @@ def test_an_allowed_host_goes_on_to_the_app():
 
     assert isinstance(response, HttpResponse)
     assert response.content == b"app"
+
+
+def post_async(path: str, body: object) -> "TestResponse":
+    """As uvicorn calls Django: the async path, where webhooks leave the middleware early."""
+    client = AsyncClient()
+    return async_to_sync(client.post)(path, json.dumps(body), content_type="application/json")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_webhook_is_stored_past_the_middleware_meant_for_browsers():
+    InstanceConfigFactory.create(name="acme")
+
+    response = post_async("/webhook/evolution/acme", evolution_payload("text_pn"))
+
+    assert response.status_code == 200
+    assert json.loads(response.content)["status"] == "queued"
+    assert Message.objects.count() == 1
+    assert response["X-Content-Type-Options"] == "nosniff"  # the security headers are set
+    assert "X-Frame-Options" not in response  # a page's, which a webhook is not
+    assert not response.cookies
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_webhook_is_still_authenticated():
+    InstanceConfigFactory.create(name="acme", authenticated=True)
+
+    response = post_async("/webhook/evolution/acme", evolution_payload("text_pn"))
+
+    assert response.status_code == 401
+    assert not Message.objects.exists()
+
+
+def test_an_async_webhook_path_that_no_route_takes_is_answered_404():
+    response = post_async("/webhook/nowhere/at/all", {})
+
+    assert response.status_code == 404
+
+
+def test_an_async_get_of_the_webhook_route_is_answered_405():
+    response = async_to_sync(AsyncClient().get)("/webhook/evolution/acme")
+
+    assert response.status_code == 405
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_an_async_webhook_over_http_is_redirected_when_https_is_required():
+    response = post_async("/webhook/evolution/acme", evolution_payload("text_pn"))
+
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/webhook/evolution/acme"

@@ -1,7 +1,14 @@
 import pytest
 from django.core.cache import cache
 
-from instances.selectors import TenantNotFoundError, find_default_tenant, find_tenant
+from instances.models import InstanceConfig
+from instances.selectors import (
+    TenantNotFoundError,
+    find_default_tenant,
+    find_tenant,
+    tenant_config,
+    webhook_secrets,
+)
 from instances.services import delete_instance, set_default_instance, update_instance
 from tests.factories import InstanceConfigFactory
 from tests.webhooks.conftest import evolution_payload, post_json
@@ -64,3 +71,87 @@ def test_a_webhook_for_a_tenant_deleted_behind_the_cache_answers_404():
     assert response.status_code == 404
     with pytest.raises(TenantNotFoundError):
         find_tenant("acme")
+
+
+SECRET = "webhook-secret-" + "s" * 40
+
+
+def test_a_process_reads_a_tenants_webhook_secrets_once_for_many_webhooks(
+    django_assert_num_queries,
+):
+    InstanceConfigFactory.create(name="acme", authenticated=True, webhook_secret=SECRET)
+    tenant = find_tenant("acme")
+
+    with django_assert_num_queries(1):
+        first = webhook_secrets(tenant)
+        second = webhook_secrets(tenant)
+
+    assert first == second == [SECRET]
+
+
+def test_fresh_webhook_secrets_are_read_from_the_database():
+    stored = InstanceConfigFactory.create(name="acme", authenticated=True, webhook_secret=SECRET)
+    tenant = find_tenant("acme")
+    webhook_secrets(tenant)
+    newer = "newer-secret-" + "n" * 40
+    # Behind the services' back, as another process's change looks.
+    InstanceConfig.objects.filter(pk=stored.pk).update(webhook_secret=newer)
+
+    assert webhook_secrets(tenant) == [SECRET]
+    assert webhook_secrets(tenant, fresh=True) == [newer]
+    assert webhook_secrets(tenant) == [newer]
+
+
+def test_a_new_webhook_secret_set_through_the_services_is_seen_at_once():
+    stored = InstanceConfigFactory.create(name="acme", authenticated=True, webhook_secret=SECRET)
+    webhook_secrets(find_tenant("acme"))
+    newer = "newer-secret-" + "n" * 40
+
+    update_instance(stored, webhook_secret=newer)
+
+    assert webhook_secrets(find_tenant("acme")) == [newer, SECRET]  # SECRET in its grace period
+
+
+def test_the_webhook_secrets_never_reach_the_shared_cache(monkeypatch):
+    InstanceConfigFactory.create(name="acme", authenticated=True, webhook_secret=SECRET)
+    stored: list[object] = []
+    real_set = cache.set
+
+    def recording_set(key: str, value: object, timeout: float | None = None) -> None:
+        stored.append(value)
+        real_set(key, value, timeout)
+
+    monkeypatch.setattr(cache, "set", recording_set)
+
+    webhook_secrets(find_tenant("acme"))
+
+    assert stored  # the tenant was cached there
+    assert SECRET not in repr(stored)
+
+
+def test_a_tenants_whole_config_is_read_once_for_many_messages(django_assert_num_queries):
+    stored = InstanceConfigFactory.create(name="acme", agent_api_key="agent-key-0001")
+
+    with django_assert_num_queries(1):
+        first = tenant_config(stored.pk)
+        second = tenant_config(stored.pk)
+
+    assert first.agent_api_key == second.agent_api_key == "agent-key-0001"
+
+
+def test_a_config_changed_through_the_services_is_read_again_at_once():
+    stored = InstanceConfigFactory.create(name="acme", default_agent="first")
+    tenant_config(stored.pk)
+
+    update_instance(stored, default_agent="second")
+
+    assert tenant_config(stored.pk).default_agent == "second"
+
+
+def test_the_config_of_a_deleted_tenant_is_not_found():
+    stored = InstanceConfigFactory.create(name="acme")
+
+    delete_instance(stored)
+
+    with pytest.raises(InstanceConfig.DoesNotExist):
+        tenant_config(stored.pk)

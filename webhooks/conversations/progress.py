@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from instances.selectors import tenant_config
 from webhooks.conversations import debounce, error_reply, leases, pacing, pausing
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at, next_try_at
@@ -57,13 +58,16 @@ def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) 
             raise LeaseLostError(conversation_id)
         chat = (
             Message.objects.filter(conversation_id=conversation_id)
-            .select_related("instance")
             .defer("raw_payload")
             .order_by("id")
         )
         # Two look-ups, each by its own index: an OR of them would read the chat's history.
         first = chat.filter(status__in=Message.PENDING).first()
         failed = chat.filter(notice_due_at__isnull=False).first()
+        for message in (first, failed):
+            if message is not None:
+                # Read once per few seconds per process, not joined to every message.
+                message.instance = tenant_config(message.instance_id)
         if (first or failed) and pausing.is_paused(conversation_id, now=now):
             # A paused chat's waiting messages are not answered, then or later, nor are the
             # notices of its failures sent into a conversation a person has taken over.

@@ -17,7 +17,7 @@ from enum import StrEnum
 import jwt
 from django.utils.crypto import constant_time_compare
 
-from instances.selectors import TenantRef, valid_webhook_secrets
+from instances.selectors import TenantRef, webhook_secrets
 from instances.services import record_webhook_rejection
 
 logger = logging.getLogger(__name__)
@@ -76,11 +76,22 @@ def authenticate_webhook(tenant: TenantRef, credentials: WebhookCredentials) -> 
     if not tenant.require_webhook_auth:
         return
     try:
-        verify_credentials(credentials, valid_webhook_secrets(tenant.id))
+        _verify(credentials, tenant)
     except WebhookRejectedError as error:
         record_webhook_rejection(tenant.id, error.reason)
         logger.warning("webhook for instance %s refused (401): %s", tenant.name, error.reason)
         raise
+
+
+def _verify(credentials: WebhookCredentials, tenant: TenantRef) -> None:
+    try:
+        verify_credentials(credentials, webhook_secrets(tenant))
+    except WebhookRejectedError as error:
+        if error.reason is Rejection.MISSING:
+            raise
+        # The secrets this process kept may predate a change made elsewhere: a webhook is
+        # refused only on the secrets as stored.
+        verify_credentials(credentials, webhook_secrets(tenant, fresh=True))
 
 
 def verify_credentials(credentials: WebhookCredentials, secrets: Sequence[str]) -> None:

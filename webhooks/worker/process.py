@@ -18,6 +18,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from django.db import DatabaseError, close_old_connections
@@ -33,6 +34,10 @@ from webhooks.worker import wakeup
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 100
+# httpcore 1.0's pool looks at every one of its connections each time a request starts or ends
+# (and, for each idle one, at all of them again): a worker's connections are split over this
+# many clients, a conversation always answered through the same one.
+HTTP_CLIENTS = 16
 
 
 class Worker:
@@ -85,13 +90,15 @@ class Worker:
             daemon=True,
         )
         listener.start()
-        async with transport.new_client() as client:
-            answerer = Answerer(self.id, client, lambda: not self._stop.is_set())
+        async with _clients() as clients:
+            answerers = [
+                Answerer(self.id, client, lambda: not self._stop.is_set()) for client in clients
+            ]
             heartbeat = asyncio.create_task(self._renew_leases())
             logger.info("worker %s started: up to %d conversations", self.id, self.concurrency)
             self.started.set()
             try:
-                await self._claim_until_stopped(answerer)
+                await self._claim_until_stopped(answerers)
                 await self._finish_in_flight()
             finally:
                 heartbeat.cancel()
@@ -102,9 +109,9 @@ class Worker:
     async def drain(self) -> None:
         """Answer every conversation ready now or soon (retries), then return: for tests and
         one-off runs."""
-        async with transport.new_client() as client:
-            answerer = Answerer(self.id, client)
-            while await self._claim(answerer) or self.in_flight or await self._retry_due_soon():
+        async with _clients() as clients:
+            answerers = [Answerer(self.id, client) for client in clients]
+            while await self._claim(answerers) or self.in_flight or await self._retry_due_soon():
                 if self.in_flight:
                     await asyncio.wait(
                         self.in_flight.values(),
@@ -124,11 +131,11 @@ class Worker:
         logger.info("%s: finishing the conversations under way", signal.strsignal(signum))
         self._stopping()
 
-    async def _claim_until_stopped(self, answerer: Answerer) -> None:
+    async def _claim_until_stopped(self, answerers: list[Answerer]) -> None:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                claimed = await self._claim(answerer)
+                claimed = await self._claim(answerers)
             except DatabaseError:
                 logger.exception("claiming conversations failed; trying again shortly")
                 claimed = 0
@@ -137,7 +144,7 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
-    async def _claim(self, answerer: Answerer) -> int:
+    async def _claim(self, answerers: list[Answerer]) -> int:
         room = self.concurrency - len(self.in_flight)
         if room <= 0:
             return 0
@@ -146,6 +153,7 @@ class Worker:
             lease_seconds=self.lease_seconds, holding=list(self.in_flight),
         )  # fmt: skip
         for conversation_id in claimed:
+            answerer = answerers[conversation_id % len(answerers)]
             task = asyncio.create_task(answerer.answer_conversation(conversation_id))
             self.in_flight[conversation_id] = task
             self.idle.clear()
@@ -211,6 +219,16 @@ class Worker:
         if cut_short:
             released = await run_in_db_thread(leases.release, self.id, cut_short)
             logger.warning("handed back %d conversations cut short", released)
+
+
+@contextlib.asynccontextmanager
+async def _clients() -> AsyncIterator[list[transport.HttpClient]]:
+    tls = transport.tls_context()
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(transport.new_client(share=HTTP_CLIENTS, tls=tls))
+            for _ in range(HTTP_CLIENTS)
+        ]
 
 
 def _renew(worker_id: str, conversation_ids: list[int], *, lease_seconds: float) -> set[int]:
