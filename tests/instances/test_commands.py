@@ -555,7 +555,7 @@ FIELDS_SET = sorted({field for _, _, field, _ in CONVERSATION_FLAGS})
 @pytest.mark.parametrize(("flag", "value", "field", "stored"), CONVERSATION_FLAGS)
 def test_instance_update_changes_each_conversation_setting_alone(flag, value, field, stored):
     # From the model's defaults (the factory changes some), so each flag makes a change.
-    defaults = {name: InstanceConfig._meta.get_field(name).get_default() for name in FIELDS_SET}
+    defaults = {name: InstanceConfig().__dict__[name] for name in FIELDS_SET}
     instance = InstanceConfigFactory.create(name="acme", **defaults)
     before: Mapping[str, object] = InstanceConfig.objects.values().get(pk=instance.pk)
 
