@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webhooks.conversations import leases
+from webhooks.conversations.attempts import Result, Stage, current_stage, record_attempt
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at
 from webhooks.integrations.agents.client import AgentReply
@@ -48,15 +49,19 @@ def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) 
             return None
         message.status = Status.PROCESSING
         message.attempts += 1
+        message.attempt_started_at = now
         message.next_attempt_at = None
-        message.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        changed = ["status", "attempts", "attempt_started_at", "next_attempt_at", "updated_at"]
+        message.save(update_fields=changed)
     return message
 
 
+@transaction.atomic
 def store_reply(message: Message, reply: AgentReply, worker_id: str) -> None:
     """The agent's answer, stored before it is sent: a failed send is retried alone, and the
     agent is not asked again. The send about to start is recorded in the same write."""
     now = timezone.now()
+    record_attempt(message, Stage.AGENT, Result.OK, latency_ms=reply.latency_ms)
     _write(
         message,
         worker_id,
@@ -73,7 +78,10 @@ def mark_sending(message: Message, worker_id: str) -> None:
     _write(message, worker_id, send_started_at=timezone.now())
 
 
+@transaction.atomic
 def record_answered(message: Message, reply_whatsapp_id: str, worker_id: str) -> None:
+    if message.reply_text:  # else the agent had nothing to say, and nothing was sent
+        record_attempt(message, Stage.SEND, Result.OK)
     _write(
         message,
         worker_id,
@@ -86,6 +94,7 @@ def record_answered(message: Message, reply_whatsapp_id: str, worker_id: str) ->
     logger.info("message %s answered", message.pk)
 
 
+@transaction.atomic
 def record_failure(
     message: Message, error: str, worker_id: str, *, retryable: bool, maybe_delivered: bool
 ) -> None:
@@ -95,6 +104,8 @@ def record_failure(
     changes["status"] = Status.RETRYING if retry_at else Status.FAILED
     if not maybe_delivered:
         changes["send_started_at"] = None
+    result = Result.RETRYING if retry_at else Result.FAILED
+    record_attempt(message, current_stage(message), result, error=error)
     _write(message, worker_id, **changes)
     if retry_at:
         logger.warning(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from webhooks.conversations import leases
@@ -16,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 class MessageNotRetryableError(Exception):
     pass
+
+
+RETRYABLE_BY_A_PERSON = (Message.Status.FAILED, Message.Status.RETRYING)
 
 
 def retry_delay(attempt: int) -> float:
@@ -31,7 +35,8 @@ def next_attempt_at(message: Message, now: datetime) -> datetime | None:
     A window rather than a count of attempts: an outage of a few minutes must not use up the
     tries of every message that arrived during it."""
     window_ends = retry_window_start(message) + timedelta(seconds=settings.RETRY_WINDOW_SECONDS)
-    at = now + timedelta(seconds=retry_delay(max(message.attempts, 1)))
+    since_retry = message.attempts - message.attempts_before_retry
+    at = now + timedelta(seconds=retry_delay(max(since_retry, 1)))
     return at if at <= window_ends else None
 
 
@@ -40,16 +45,28 @@ def retry_window_start(message: Message) -> datetime:
 
 
 def retry_message(message: Message) -> Message:
-    """A person's retry of a failed message: queued again, with a new retry window. Its attempts
-    are kept, so its history shows every try."""
-    if message.status != Message.Status.FAILED:
-        raise MessageNotRetryableError(f"message {message.pk} is {message.status}, not failed")
+    """A person's retry of a failed message, or of one waiting for its next try: queued now,
+    with a new retry window. Its attempts and their history are kept, so it shows every try."""
+    if message.status not in RETRYABLE_BY_A_PERSON:
+        raise MessageNotRetryableError(
+            f"message {message.pk} is {message.status}, not failed or retrying"
+        )
     now = timezone.now()
     with transaction.atomic():
-        message.status = Message.Status.RECEIVED
-        message.next_attempt_at = None
-        message.retried_at = now
-        message.save(update_fields=["status", "next_attempt_at", "retried_at", "updated_at"])
+        # Guarded: a worker may have taken a retrying message up since it was read.
+        waiting = Message.objects.filter(pk=message.pk, status__in=RETRYABLE_BY_A_PERSON)
+        queued = waiting.update(
+            status=Message.Status.RECEIVED,
+            next_attempt_at=None,
+            retried_at=now,
+            attempts_before_retry=F("attempts"),
+            updated_at=now,
+        )
+        if not queued:
+            raise MessageNotRetryableError(f"message {message.pk} is being answered already")
         leases.mark_ready(message.conversation_id, now=now, new_message=False)
+    message.refresh_from_db(
+        fields=["status", "next_attempt_at", "retried_at", "attempts", "attempts_before_retry"]
+    )
     logger.info("message %s queued again", message.pk)
     return message
