@@ -58,7 +58,8 @@ ASGI_APPLICATION = "omnihub.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Before the apps' own: omnihub's admin/base_site.html overrides the admin's.
+        "DIRS": [BASE_DIR / "omnihub" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

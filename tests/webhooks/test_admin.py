@@ -1,10 +1,14 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.contrib import messages as django_messages
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from tests.factories import InstanceConfigFactory, MessageFactory
-from webhooks.models import Conversation, Message
+from tests.factories import ConversationFactory, InstanceConfigFactory, MessageFactory
+from webhooks.models import Conversation, Message, MessageAttempt
 
 pytestmark = pytest.mark.django_db
 
@@ -161,7 +165,7 @@ def test_the_retry_action_warns_about_messages_that_have_not_failed(admin_client
 
     assert response.status_code == 302
     assert notices(response) == [
-        (django_messages.WARNING, f"message {answered.pk} is answered, not failed"),
+        (django_messages.WARNING, f"message {answered.pk} is answered, not failed or retrying"),
         (django_messages.SUCCESS, "1 message(s) queued again."),
     ]
     answered.refresh_from_db()
@@ -169,3 +173,239 @@ def test_the_retry_action_warns_about_messages_that_have_not_failed(admin_client
     failed.refresh_from_db()
     assert failed.status == Message.Status.RECEIVED
     assert Conversation.objects.filter(ready_at__isnull=False).count() == 1
+
+
+def message_page(admin_client, message):
+    response = admin_client.get(reverse("admin:webhooks_message_change", args=[message.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_site_is_titled_omnihub_and_links_the_api_docs_not_a_site_to_view(admin_client):
+    response = admin_client.get("/admin/")
+
+    html = response.content.decode()
+    assert "<title>Omnihub | Omnihub</title>" in html
+    assert '<div id="site-name"><a href="/admin/">Omnihub</a></div>' in html
+    assert "Django administration" not in html
+    assert "View site" not in html
+    assert '<a href="/api/v1/docs">API docs</a>' in html
+
+
+def test_the_root_leads_to_the_admin(client):
+    response = client.get("/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+def test_the_list_shows_time_to_the_second_contact_text_reply_error_and_status(admin_client):
+    MessageFactory.create(
+        push_name="Maria",
+        chat_jid="5511912345678@s.whatsapp.net",
+        text="Quanto custa o plano anual? " * 5,
+        reply_text="O plano anual custa R$ 1.200.",
+        status=Message.Status.ANSWERED,
+    )
+    failed = MessageFactory.create(
+        status=Message.Status.FAILED, last_error="the agent at http://a.test:80 answered 503"
+    )
+    Message.objects.filter(pk=failed.pk).update(
+        received_at=datetime(2026, 12, 1, 18, 32, 7, tzinfo=UTC)
+    )
+
+    html = admin_client.get(CHANGELIST_URL).content.decode()
+
+    assert "2026-12-01 18:32:07" in html
+    assert "Maria<br><small>+5511912345678</small>" in html
+    assert "Quanto custa o plano anual? Quanto custa o plano anual? " in html
+    assert "Quanto custa o plano anual? " * 5 not in html  # an excerpt
+    assert "O plano anual custa R$ 1.200." in html
+    assert "the agent at http://a.test:80 answered 503" in html
+    assert '<span class="omnihub-badge omnihub-failed">Failed</span>' in html
+    assert '<span class="omnihub-badge omnihub-answered">Answered</span>' in html
+
+
+def test_a_retrying_message_shows_when_its_next_try_is(admin_client):
+    MessageFactory.create(
+        status=Message.Status.RETRYING,
+        next_attempt_at=datetime(2026, 12, 1, 18, 33, 10, tzinfo=UTC),
+    )
+
+    html = admin_client.get(CHANGELIST_URL).content.decode()
+
+    assert "Retrying, next try 2026-12-01 18:33:10" in html
+
+
+@pytest.mark.parametrize("term", ["+55 (11) 91234-5678", "Maria Clara", "plano anual"])
+def test_it_searches_by_phone_however_written_by_name_and_by_text(admin_client, term):
+    hers = MessageFactory.create(
+        chat_jid="5511912345678@s.whatsapp.net",
+        push_name="Maria Clara",
+        text="Quanto custa o plano anual?",
+    )
+    MessageFactory.create(
+        chat_jid="5521988887777@s.whatsapp.net", push_name="João", text="Tem entrega?"
+    )
+
+    assert listed(admin_client.get(CHANGELIST_URL, {"q": term})) == {hers.pk}
+
+
+def test_the_message_page_groups_what_arrived_what_happened_and_the_payload(admin_client):
+    message = MessageFactory.create(status=Message.Status.FAILED, attempts=2)
+    for number, result in [(1, "retrying"), (2, "failed")]:
+        MessageAttempt.objects.create(
+            message=message, number=number, stage="agent", result=result,
+            started_at=datetime(2026, 12, 1, 18, 32, number, tzinfo=UTC), latency_ms=30001,
+            error=f"the agent did not answer within 30 s ({number})",
+        )  # fmt: skip
+
+    html = message_page(admin_client, message)
+
+    assert html.index("What arrived") < html.index("What happened") < html.index("Raw payload")
+    assert "<td>1</td><td>Agent</td><td>Retrying</td><td>2026-12-01 18:32:01</td>" in html
+    assert "<td>30001 ms</td><td>the agent did not answer within 30 s (2)</td>" in html
+    # Collapsed (a <details> the admin opens on a click) and pretty-printed.
+    assert html.index("<details><summary>") < html.index("Raw payload") < html.index("</details>")
+    assert '<pre class="omnihub-payload">{\n  &quot;data&quot;: {' in html
+
+
+def test_a_message_no_attempt_has_finished_says_so(admin_client):
+    assert "No attempt has finished yet." in message_page(admin_client, MessageFactory.create())
+
+
+@pytest.mark.parametrize(
+    ("status", "offered"),
+    [
+        (Message.Status.FAILED, True),
+        (Message.Status.RETRYING, True),
+        (Message.Status.ANSWERED, False),
+        (Message.Status.PROCESSING, False),
+    ],
+)
+def test_the_retry_button_is_offered_for_failed_and_retrying_messages(
+    admin_client, status, offered
+):
+    html = message_page(admin_client, MessageFactory.create(status=status))
+
+    assert ('id="retry-message"' in html) is offered
+
+
+def test_the_retry_button_queues_the_message_again_and_keeps_its_attempts(admin_client):
+    message = MessageFactory.create(status=Message.Status.FAILED, attempts=3)
+    url = reverse("admin:webhooks_message_retry", args=[message.pk])
+
+    response = admin_client.post(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:webhooks_message_change", args=[message.pk])
+    assert notices(response) == [(django_messages.SUCCESS, f"Message {message.pk} queued again.")]
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (Message.Status.RECEIVED, 3)
+    assert Conversation.objects.get(pk=message.conversation_id).ready_at is not None
+
+
+def test_the_retry_button_warns_about_a_message_that_cannot_be_retried(admin_client):
+    message = MessageFactory.create(status=Message.Status.ANSWERED)
+
+    response = admin_client.post(reverse("admin:webhooks_message_retry", args=[message.pk]))
+
+    assert notices(response) == [
+        (django_messages.WARNING, f"message {message.pk} is answered, not failed or retrying")
+    ]
+    message.refresh_from_db()
+    assert message.status == Message.Status.ANSWERED
+
+
+def test_retrying_needs_a_post_a_staff_login_and_a_message_that_exists(admin_client):
+    message = MessageFactory.create(status=Message.Status.FAILED)
+    url = reverse("admin:webhooks_message_retry", args=[message.pk])
+
+    assert admin_client.get(url).status_code == 405
+    anonymous = Client().post(url)
+    assert anonymous.status_code == 302
+    assert "/login/" in anonymous["Location"]
+    assert (
+        admin_client.post(reverse("admin:webhooks_message_retry", args=[99999])).status_code == 404
+    )
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+
+
+def test_the_conversation_list_shows_tenant_chat_contact_last_message_and_state(admin_client):
+    acme = InstanceConfigFactory.create(name="acme")
+    chat = "5511912345678@s.whatsapp.net"
+    MessageFactory.create(instance=acme, chat_jid=chat, push_name="Maria", text="Oi")
+    MessageFactory.create(instance=acme, chat_jid=chat, push_name="", text="Tem entrega?")
+    Conversation.objects.update(last_message_at=datetime(2026, 12, 1, 18, 32, 7, tzinfo=UTC))
+
+    response = admin_client.get(reverse("admin:webhooks_conversation_changelist"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "+5511912345678" in html
+    assert "acme" in html
+    assert "Maria" in html
+    assert "Tem entrega?<br><small>2026-12-01 18:32:07</small>" in html
+    assert '<span class="omnihub-badge omnihub-idle">Idle</span>' in html
+
+
+def test_the_conversation_list_filters_by_state(admin_client):
+    waiting = ConversationFactory.create(ready_at=timezone.now() + timedelta(minutes=5))
+    ConversationFactory.create()
+    url = reverse("admin:webhooks_conversation_changelist")
+
+    response = admin_client.get(url, {"state": "waiting"})
+
+    assert {c.pk for c in response.context["cl"].result_list} == {waiting.pk}
+
+
+def test_the_conversation_page_shows_its_thread_oldest_first(admin_client):
+    chat = "5511912345678@s.whatsapp.net"
+    first = MessageFactory.create(
+        chat_jid=chat, text="Oi! Vocês abrem amanhã?", status=Message.Status.ANSWERED,
+        reply_text="Abrimos às 9h.",
+    )  # fmt: skip
+    MessageFactory.create(
+        instance=first.instance, chat_jid=chat, text="Quanto custa?",
+        status=Message.Status.FAILED, last_error="the agent answered 401",
+    )  # fmt: skip
+    url = reverse("admin:webhooks_conversation_change", args=[first.conversation_id])
+
+    html = admin_client.get(url).content.decode()
+
+    order = ["Oi! Vocês abrem amanhã?", "Abrimos às 9h.", "Quanto custa?", "the agent answered 401"]
+    assert [html.index(text) for text in order] == sorted(html.index(text) for text in order)
+    assert f"?conversation__id__exact={first.conversation_id}" in html
+
+
+def test_the_conversations_messages_are_listed_in_the_log(admin_client):
+    mine = MessageFactory.create()
+    MessageFactory.create()
+
+    response = admin_client.get(CHANGELIST_URL, {"conversation__id__exact": mine.conversation_id})
+
+    assert listed(response) == {mine.pk}
+
+
+def test_conversations_are_neither_added_nor_edited_nor_deleted_by_hand(admin_client):
+    conversation = ConversationFactory.create()
+    change = reverse("admin:webhooks_conversation_change", args=[conversation.pk])
+
+    assert admin_client.get(reverse("admin:webhooks_conversation_add")).status_code == 403
+    assert admin_client.post(change, {"chat_jid": "x"}).status_code == 403
+    delete = reverse("admin:webhooks_conversation_delete", args=[conversation.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+
+
+def test_whatsapp_is_spelled_so_in_every_label_and_help_text():
+    texts = [
+        str(text)
+        for model in (Message, Conversation, MessageAttempt)
+        for field in model._meta.get_fields()
+        if field.concrete
+        for text in (field.verbose_name, field.help_text)
+    ]
+
+    assert [text for text in texts if "whatsapp" in text.lower() and "WhatsApp" not in text] == []
