@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    # Its Swagger UI is then served from its static files, not a CDN: the docs work offline.
+    "ninja",
     "omnihub",
     "instances",
     "webhooks",
