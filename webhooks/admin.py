@@ -47,10 +47,15 @@ def excerpt(text: str | None) -> str:
 
 
 def status_badge(message: Message) -> SafeString:
-    label = message.get_status_display()
+    badge = format_html(
+        '<span class="omnihub-badge omnihub-{}">{}</span>',
+        message.status,
+        message.get_status_display(),
+    )
     if message.status == Message.Status.RETRYING and message.next_attempt_at:
-        label = f"{label}, next try {to_the_second(message.next_attempt_at)}"
-    return format_html('<span class="omnihub-badge omnihub-{}">{}</span>', message.status, label)
+        when = to_the_second(message.next_attempt_at)
+        return format_html("{}<br><small>next try {}</small>", badge, when)
+    return badge
 
 
 class OmnihubAdmin[M: Conversation | Message](admin.ModelAdmin[M]):

@@ -108,7 +108,7 @@ def test_an_operator_adds_a_tenant_reads_the_log_retries_a_message_and_reads_a_t
     listed = rows(browser)
     assert len(listed) == 4
     assert any("Quanto custa o plano anual?" in row and "Failed" in row for row in listed)
-    assert any("Retrying, next try" in row for row in listed)
+    assert any("Retrying\nnext try " in row for row in listed)
     screenshot("messages")
     browser.find_element(
         By.CSS_SELECTOR, "#changelist-filter a[href*='status__exact=failed']"
