@@ -1,36 +1,20 @@
-from datetime import UTC, datetime, timedelta
+"""The message log in the admin: listing, searching, a message's page, retrying."""
+
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib import messages as django_messages
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
-from tests.factories import ConversationFactory, InstanceConfigFactory, MessageFactory
+from tests.factories import InstanceConfigFactory, MessageFactory
+from tests.webhooks.admin.conftest import CHANGELIST_URL, listed, notices
 from webhooks.models import Conversation, Message, MessageAttempt
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST_URL = "/admin/webhooks/message/"
 MEDIA_BYTES = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
 WEBHOOK_KEY = "evolution-webhook-key-7777"
-
-
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
-    client.force_login(user)
-    return client
-
-
-def listed(response) -> set[int]:
-    assert response.status_code == 200, response.content
-    return {message.pk for message in response.context["cl"].result_list}
-
-
-def notices(response) -> list[tuple[int, str]]:
-    return [(notice.level, str(notice)) for notice in get_messages(response.wsgi_request)]
 
 
 def test_the_changelist_is_at_the_expected_url():
@@ -181,24 +165,6 @@ def message_page(admin_client, message):
     return response.content.decode()
 
 
-def test_the_site_is_titled_omnihub_and_links_the_api_docs_not_a_site_to_view(admin_client):
-    response = admin_client.get("/admin/")
-
-    html = response.content.decode()
-    assert "<title>Omnihub | Omnihub</title>" in html
-    assert '<div id="site-name"><a href="/admin/">Omnihub</a></div>' in html
-    assert "Django administration" not in html
-    assert "View site" not in html
-    assert '<a href="/api/v1/docs">API docs</a>' in html
-
-
-def test_the_root_leads_to_the_admin(client):
-    response = client.get("/")
-
-    assert response.status_code == 302
-    assert response["Location"] == "/admin/"
-
-
 def test_the_list_shows_time_to_the_second_contact_text_reply_error_and_status(admin_client):
     MessageFactory.create(
         push_name="Maria",
@@ -330,73 +296,6 @@ def test_retrying_needs_a_post_a_staff_login_and_a_message_that_exists(admin_cli
     )
     message.refresh_from_db()
     assert message.status == Message.Status.FAILED
-
-
-def test_the_conversation_list_shows_tenant_chat_contact_last_message_and_state(admin_client):
-    acme = InstanceConfigFactory.create(name="acme")
-    chat = "5511912345678@s.whatsapp.net"
-    MessageFactory.create(instance=acme, chat_jid=chat, push_name="Maria", text="Oi")
-    MessageFactory.create(instance=acme, chat_jid=chat, push_name="", text="Tem entrega?")
-    Conversation.objects.update(last_message_at=datetime(2026, 12, 1, 18, 32, 7, tzinfo=UTC))
-
-    response = admin_client.get(reverse("admin:webhooks_conversation_changelist"))
-
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "+5511912345678" in html
-    assert "acme" in html
-    assert "Maria" in html
-    assert "Tem entrega?<br><small>2026-12-01 18:32:07</small>" in html
-    assert '<span class="omnihub-badge omnihub-idle">Idle</span>' in html
-
-
-def test_the_conversation_list_filters_by_state(admin_client):
-    waiting = ConversationFactory.create(ready_at=timezone.now() + timedelta(minutes=5))
-    ConversationFactory.create()
-    url = reverse("admin:webhooks_conversation_changelist")
-
-    response = admin_client.get(url, {"state": "waiting"})
-
-    assert {c.pk for c in response.context["cl"].result_list} == {waiting.pk}
-
-
-def test_the_conversation_page_shows_its_thread_oldest_first(admin_client):
-    chat = "5511912345678@s.whatsapp.net"
-    first = MessageFactory.create(
-        chat_jid=chat, text="Oi! Vocês abrem amanhã?", status=Message.Status.ANSWERED,
-        reply_text="Abrimos às 9h.",
-    )  # fmt: skip
-    MessageFactory.create(
-        instance=first.instance, chat_jid=chat, text="Quanto custa?",
-        status=Message.Status.FAILED, last_error="the agent answered 401",
-    )  # fmt: skip
-    url = reverse("admin:webhooks_conversation_change", args=[first.conversation_id])
-
-    html = admin_client.get(url).content.decode()
-
-    order = ["Oi! Vocês abrem amanhã?", "Abrimos às 9h.", "Quanto custa?", "the agent answered 401"]
-    assert [html.index(text) for text in order] == sorted(html.index(text) for text in order)
-    assert f"?conversation__id__exact={first.conversation_id}" in html
-
-
-def test_the_conversations_messages_are_listed_in_the_log(admin_client):
-    mine = MessageFactory.create()
-    MessageFactory.create()
-
-    response = admin_client.get(CHANGELIST_URL, {"conversation__id__exact": mine.conversation_id})
-
-    assert listed(response) == {mine.pk}
-
-
-def test_conversations_are_neither_added_nor_edited_nor_deleted_by_hand(admin_client):
-    conversation = ConversationFactory.create()
-    change = reverse("admin:webhooks_conversation_change", args=[conversation.pk])
-
-    assert admin_client.get(reverse("admin:webhooks_conversation_add")).status_code == 403
-    assert admin_client.post(change, {"chat_jid": "x"}).status_code == 403
-    delete = reverse("admin:webhooks_conversation_delete", args=[conversation.pk])
-    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
-    assert Conversation.objects.filter(pk=conversation.pk).exists()
 
 
 def test_whatsapp_is_spelled_so_in_every_label_and_help_text():

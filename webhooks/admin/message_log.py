@@ -1,7 +1,6 @@
-"""The operator's view of the message log and the conversations: read-only, plus retrying."""
+"""The message log: what arrived, what became of it, and retrying it."""
 
 import json
-from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,24 +8,19 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from webhooks import selectors
+from webhooks.admin.display import NOTHING, ReadOnlyAdmin, excerpt, status_badge, to_the_second
 from webhooks.conversations.retries import (
     RETRYABLE_BY_A_PERSON,
     MessageNotRetryableError,
     retry_message,
 )
-from webhooks.models import Conversation, Message
-from webhooks.selectors import ConversationState, ListedConversation
+from webhooks.models import Message
 
-EXCERPT_CHARS = 60
-NOTHING = "—"
 WHAT_ARRIVED = (
     "instance", "conversation_link", "contact", "kind", "text", "quoted_text", "media_shown",
     "sent_at_shown", "received", "whatsapp_id",
@@ -35,44 +29,10 @@ WHAT_HAPPENED = (
     "status_shown", "attempts", "ignore_reason", "last_error", "reply", "reply_whatsapp_id",
     "agent_latency_ms", "answered", "retried", "attempt_history",
 )  # fmt: skip
-CONVERSATION_FIELDS = ("instance", "chat", "contact", "state_shown", "last_message_shown")
-
-
-def to_the_second(moment: datetime | None) -> str:
-    return date_format(timezone.localtime(moment), "Y-m-d H:i:s") if moment else NOTHING
-
-
-def excerpt(text: str | None) -> str:
-    return Truncator(text).chars(EXCERPT_CHARS) if text else NOTHING
-
-
-def status_badge(message: Message) -> SafeString:
-    badge = format_html(
-        '<span class="omnihub-badge omnihub-{}">{}</span>',
-        message.status,
-        message.get_status_display(),
-    )
-    if message.status == Message.Status.RETRYING and message.next_attempt_at:
-        when = to_the_second(message.next_attempt_at)
-        return format_html("{}<br><small>next try {}</small>", badge, when)
-    return badge
-
-
-class OmnihubAdmin[M: Conversation | Message](admin.ModelAdmin[M]):
-    """A log is read, not edited: no adding, changing or deleting rows by hand."""
-
-    class Media:
-        css = {"all": ["webhooks/admin.css"]}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
-        return False
 
 
 @admin.register(Message)
-class MessageAdmin(OmnihubAdmin[Message]):
+class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = [
         "received", "instance", "contact", "text_excerpt", "reply_excerpt", "error_excerpt",
         "status_shown", "attempts",
@@ -94,7 +54,12 @@ class MessageAdmin(OmnihubAdmin[Message]):
     readonly_fields = (*WHAT_ARRIVED, *WHAT_HAPPENED, "payload")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).defer("media_base64", "reply_evolution_key")
+        # The payload is read on the message's own page only.
+        return (
+            super()
+            .get_queryset(request)
+            .defer("media_base64", "reply_evolution_key", "raw_payload")
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
@@ -225,73 +190,3 @@ class MessageAdmin(OmnihubAdmin[Message]):
     def payload(self, obj: Message) -> SafeString:
         pretty = json.dumps(obj.raw_payload, indent=2, ensure_ascii=False, sort_keys=True)
         return format_html('<pre class="omnihub-payload">{}</pre>', pretty)
-
-
-class StateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return list(ConversationState.choices)
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(state=self.value()) if self.value() else queryset
-
-
-@admin.register(Conversation)
-class ConversationAdmin(OmnihubAdmin[Conversation]):
-    list_display = ["chat", "instance", "contact", "last_message", "state_shown"]
-    list_filter = [StateFilter, "instance"]
-    search_fields = ["chat_jid", "instance__name"]
-    list_per_page = 50
-    change_form_template = "admin/webhooks/conversation/change_form.html"
-    fields = readonly_fields = CONVERSATION_FIELDS
-
-    def has_delete_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
-        # Its messages go with it: a conversation leaves the log only with its tenant.
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return selectors.conversations(timezone.now())
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Conversation | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            context["thread"] = selectors.conversation_thread(obj.pk)
-            log = reverse("admin:webhooks_message_changelist")
-            context["messages_url"] = f"{log}?conversation__id__exact={obj.pk}"
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    @admin.display(description="Chat", ordering="chat_jid")
-    def chat(self, obj: Conversation) -> str:
-        return str(obj)
-
-    @admin.display(description="Contact")
-    def contact(self, obj: ListedConversation) -> str:
-        return obj.contact_name or NOTHING
-
-    @admin.display(description="Last message", ordering="last_message_at")
-    def last_message(self, obj: ListedConversation) -> SafeString:
-        text = excerpt(obj.last_text)
-        return format_html("{}<br><small>{}</small>", text, to_the_second(obj.last_message_at))
-
-    @admin.display(description="Last message")
-    def last_message_shown(self, obj: Conversation) -> str:
-        return to_the_second(obj.last_message_at)
-
-    @admin.display(description="State")
-    def state_shown(self, obj: ListedConversation) -> SafeString:
-        state = ConversationState(obj.state)
-        label = state.label
-        if state == ConversationState.WAITING:
-            label = f"{label} at {to_the_second(obj.ready_at)}"
-        elif state == ConversationState.ANSWERING:
-            label = f"{label} by {obj.lease_owner}"
-        return format_html('<span class="omnihub-badge omnihub-{}">{}</span>', state, label)
