@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "axes",
+    # Its Swagger UI is then served from its static files, not a CDN: the docs work offline.
+    "ninja",
     "omnihub",
     "instances",
     "webhooks",
@@ -60,7 +62,8 @@ ASGI_APPLICATION = "omnihub.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Before the apps' own: omnihub's admin/base_site.html overrides the admin's.
+        "DIRS": [BASE_DIR / "omnihub" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -50,7 +50,9 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.instance_id}:{self.chat_jid}"
+        # What a person calls the chat: the customer's number (or the chat id for others).
+        user, _, server = self.chat_jid.partition("@")
+        return f"+{user}" if server == "s.whatsapp.net" and user.isdigit() else self.chat_jid
 
 
 class Message(models.Model):
@@ -89,7 +91,7 @@ class Message(models.Model):
     chat_jid = models.CharField(max_length=128)
     phone = models.CharField(max_length=32, blank=True)
     reply_to = models.CharField(max_length=128, blank=True)
-    whatsapp_user_id = models.CharField(max_length=128, blank=True)
+    whatsapp_user_id = models.CharField("WhatsApp user id", max_length=128, blank=True)
     push_name = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=16)
     text = models.TextField(blank=True)
@@ -119,10 +121,16 @@ class Message(models.Model):
         default=0, help_text="The chat's agent session it belongs to (see the reset keyword)."
     )
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker took it up.")
+    # When the attempt under way (or the last one) began: the start of its agent stage.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Retries go on for RETRY_WINDOW_SECONDS from arrival, or from a person's retry.
     retried_at = models.DateTimeField(
         null=True, blank=True, help_text="When a person last asked to try it again."
+    )
+    # The backoff starts again after a person's retry; `attempts` goes on counting every try.
+    attempts_before_retry = models.PositiveIntegerField(
+        default=0, help_text="Attempts it had when a person last asked to try it again."
     )
     last_error = models.TextField(blank=True)
     # None: the agent has not answered yet; "": it answered with nothing to send. The whole
@@ -241,3 +249,32 @@ class ReplyPart(models.Model):
     def label(self) -> str:
         """What it is, in words for logs and errors: "reply", "error reply"."""
         return str(self.get_kind_display()).lower()
+
+
+class MessageAttempt(models.Model):
+    """One stage of one attempt at a message: asking the agent, or sending its answer through
+    Evolution. Written only by webhooks.conversations.attempts; kept across a person's retry, so
+    a message shows every try it had. An attempt a worker did not live to finish has no row."""
+
+    class Stage(models.TextChoices):
+        AGENT = "agent"
+        SEND = "send"
+
+    class Result(models.TextChoices):
+        OK = "ok"
+        RETRYING = "retrying"  # failed, and tried again later
+        FAILED = "failed"  # failed for good
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField(help_text="The message's attempt this stage was part of.")
+    stage = models.CharField(max_length=8, choices=Stage)
+    result = models.CharField(max_length=8, choices=Result)
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} ({self.stage}: {self.result})"

@@ -4,7 +4,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import StrictInt
 
-from webhooks.models import Message
+from webhooks.models import Message, MessageAttempt
 
 
 class MessageOut(Schema):
@@ -38,8 +38,23 @@ class MessageOut(Schema):
         return obj.instance.name
 
 
+class AttemptOut(Schema):
+    number: int
+    stage: MessageAttempt.Stage
+    result: MessageAttempt.Result
+    started_at: datetime
+    latency_ms: int
+    error: str
+
+
 class MessageDetailOut(MessageOut):
     raw_payload: dict[str, Any]
+    # Every stage a worker finished, oldest first; kept across a person's retry.
+    attempt_history: list[AttemptOut]
+
+    @staticmethod
+    def resolve_attempt_history(obj: Message) -> list[MessageAttempt]:
+        return list(obj.attempt_log.all())
 
 
 class ConversationOut(Schema):

@@ -1,10 +1,12 @@
+from datetime import UTC, datetime
+
 import pytest
 from django.test import Client
 
 from tests.conftest import API_KEY
 from tests.factories import InstanceConfigFactory, MessageFactory
 from tests.webhooks.conftest import evolution_payload, post_json
-from webhooks.models import Conversation, Message
+from webhooks.models import Conversation, Message, MessageAttempt
 
 # The webhook view does its database work on its own threads: the data must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -271,3 +273,50 @@ def test_it_answers_404_when_retrying_an_unknown_message(api_client):
     assert response.status_code == 404
     assert response.json() == {"detail": "message 999999 not found"}
     assert not Conversation.objects.filter(ready_at__isnull=False).exists()
+
+
+def test_a_message_shows_the_history_of_its_attempts(api_client):
+    message = MessageFactory.create(status=Message.Status.FAILED, attempts=2)
+    for number, result in [(1, "retrying"), (2, "failed")]:
+        MessageAttempt.objects.create(
+            message=message, number=number, stage="agent", result=result,
+            started_at=datetime(2026, 12, 1, 18, 32, number, tzinfo=UTC), latency_ms=30001,
+            error="the agent did not answer within 30 s",
+        )  # fmt: skip
+
+    body = api_client.get(f"/api/v1/messages/{message.pk}").json()
+
+    assert body["attempts"] == 2
+    assert body["attempt_history"] == [
+        {
+            "number": number,
+            "stage": "agent",
+            "result": result,
+            "started_at": f"2026-12-01T18:32:0{number}Z",
+            "latency_ms": 30001,
+            "error": "the agent did not answer within 30 s",
+        }
+        for number, result in [(1, "retrying"), (2, "failed")]
+    ]
+
+
+def test_a_message_waiting_for_its_next_try_shows_retrying_and_when(api_client):
+    MessageFactory.create(
+        status=Message.Status.RETRYING,
+        next_attempt_at=datetime(2026, 12, 1, 18, 33, 10, tzinfo=UTC),
+    )
+
+    [item] = api_client.get(LIST_URL).json()["items"]
+
+    assert (item["status"], item["next_attempt_at"]) == ("retrying", "2026-12-01T18:33:10Z")
+
+
+def test_it_retries_a_message_waiting_for_its_next_try_now(api_client):
+    message = MessageFactory.create(
+        status=Message.Status.RETRYING, attempts=1, next_attempt_at=datetime(2099, 1, 1, tzinfo=UTC)
+    )
+
+    response = api_client.post(f"/api/v1/messages/{message.pk}/retry")
+
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["attempts"]) == ("received", 1)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import DateTimeField, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from webhooks.models import Conversation
@@ -42,10 +42,12 @@ def mark_ready(conversation_id: int, *, now: datetime, new_message: bool = True)
     new message (or, for a person's retry, that queues an old one again).
 
     The row is written even when the chat is already ready (see the module's docstring), and a
-    retry time already set is kept: a chat's later messages wait behind its retry.
+    retry time already set is kept: a chat's later messages wait behind its retry. A person's
+    retry (not a `new_message`) makes the chat ready now even so: they asked for a try now.
     """
+    at = Value(now, output_field=DateTimeField())
     changes: dict[str, object] = {
-        "ready_at": Coalesce("ready_at", Value(now, output_field=DateTimeField()))
+        "ready_at": Coalesce("ready_at", at) if new_message else Least(Coalesce("ready_at", at), at)
     }
     if new_message:
         changes["last_message_at"] = now

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from instances.selectors import tenant_config
 from webhooks.conversations import debounce, error_reply, leases, pacing, pausing
+from webhooks.conversations.attempts import Result, Stage, current_stage, record_attempt
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at, next_try_at
 from webhooks.integrations.agents.client import AgentReply
@@ -120,6 +121,7 @@ def store_reply(turn: Turn, reply: AgentReply, worker_id: str) -> None:
     carrier = turn.carrier
     texts = pacing.reply_parts(reply.text, split=carrier.instance.split_replies)
     with transaction.atomic():
+        record_attempt(carrier, Stage.AGENT, Result.OK, latency_ms=reply.latency_ms)
         _write([carrier], worker_id, reply_text=reply.text, agent_latency_ms=reply.latency_ms,
                agent_answered_at=now, send_started_at=now if texts else None)  # fmt: skip
         turn.parts = ReplyPart.objects.bulk_create(
@@ -186,6 +188,8 @@ def record_answered(
     # Media are large and personal: kept only until the message is answered.
     answered = {"status": Status.ANSWERED, "answered_at": now, "last_error": "", "media_base64": ""}
     with transaction.atomic():
+        if turn.carrier.reply_text:  # else the agent had nothing to say, and nothing was sent
+            record_attempt(turn.carrier, Stage.SEND, Result.OK)
         if last_sent is not None:
             record_part_sent(*last_sent, worker_id)
         reply_id = {"reply_whatsapp_id": turn.parts[0].whatsapp_id if turn.parts else ""}
@@ -205,6 +209,8 @@ def record_failure(turn: Turn, error: str, worker_id: str, *, retryable: bool) -
     retry_at = next_attempt_at(carrier, now) if retryable else None
     status = Status.RETRYING if retry_at else Status.FAILED
     with transaction.atomic():
+        result = Result.RETRYING if retry_at else Result.FAILED
+        record_attempt(carrier, current_stage(carrier), result, error=error)
         _write(turn.messages, worker_id, last_error=error, next_attempt_at=retry_at, status=status)
         if retry_at is None and (due := error_reply.queue(carrier, now=now)):
             _write([carrier], worker_id, notice_due_at=due)
@@ -264,7 +270,11 @@ def _begin_notice(
 def _take_up(batch: list[Message], *, now: datetime) -> None:
     first, followers = batch[0], batch[1:]
     Message.objects.filter(pk__in=[m.pk for m in batch]).update(
-        status=Status.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=None, updated_at=now
+        status=Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        attempt_started_at=now,
+        next_attempt_at=None,
+        updated_at=now,
     )
     joining = [m.pk for m in followers if m.answered_with_id is None]
     if joining:
@@ -272,6 +282,7 @@ def _take_up(batch: list[Message], *, now: datetime) -> None:
     for message in batch:
         message.status = Status.PROCESSING
         message.attempts += 1
+        message.attempt_started_at = now
         message.next_attempt_at = None
         message.updated_at = now
     for message in followers:

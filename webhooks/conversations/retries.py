@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from webhooks.conversations import leases
@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 class MessageNotRetryableError(Exception):
     pass
+
+
+RETRYABLE_BY_A_PERSON = (Message.Status.FAILED, Message.Status.RETRYING)
 
 
 def retry_delay(attempt: int) -> float:
@@ -31,7 +34,8 @@ def next_attempt_at(message: Message, now: datetime) -> datetime | None:
 
     A window rather than a count of attempts: an outage of a few minutes must not use up the
     tries of every message that arrived during it."""
-    return next_try_at(attempts=message.attempts, window_start=retry_window_start(message), now=now)
+    since_retry = message.attempts - message.attempts_before_retry
+    return next_try_at(attempts=since_retry, window_start=retry_window_start(message), now=now)
 
 
 def next_try_at(*, attempts: int, window_start: datetime, now: datetime) -> datetime | None:
@@ -47,20 +51,31 @@ def retry_window_start(message: Message) -> datetime:
 
 
 def retry_message(message: Message) -> Message:
-    """A person's retry of a failed message: queued again, with a new retry window. Its attempts
-    are kept, so its history shows every try. A message answered with others (debounce) is
-    retried with them: their answer is one. An error reply not yet sent for it is dropped: the
-    message is being tried again."""
-    if message.status != Message.Status.FAILED:
-        raise MessageNotRetryableError(f"message {message.pk} is {message.status}, not failed")
+    """A person's retry of a failed message, or of one waiting for its next try: queued now,
+    with a new retry window. Its attempts and their history are kept, so it shows every try. A
+    message answered with others (debounce) is retried with them: their answer is one. An error
+    reply not yet sent for it is dropped: the message is being tried again."""
+    if message.status not in RETRYABLE_BY_A_PERSON:
+        raise MessageNotRetryableError(
+            f"message {message.pk} is {message.status}, not failed or retrying"
+        )
     now = timezone.now()
     carrier_id = message.answered_with_id or message.pk
     with transaction.atomic():
+        # Guarded: a worker may have taken a retrying message up since it was read.
         batch = Message.objects.filter(
-            Q(pk=carrier_id) | Q(answered_with_id=carrier_id), status=Message.Status.FAILED
+            Q(pk=carrier_id) | Q(answered_with_id=carrier_id), status__in=RETRYABLE_BY_A_PERSON
         )
-        batch.update(status=Message.Status.RECEIVED, next_attempt_at=None, retried_at=now,
-                     notice_due_at=None, updated_at=now)  # fmt: skip
+        queued = batch.update(
+            status=Message.Status.RECEIVED,
+            next_attempt_at=None,
+            retried_at=now,
+            attempts_before_retry=F("attempts"),
+            notice_due_at=None,
+            updated_at=now,
+        )
+        if not queued:
+            raise MessageNotRetryableError(f"message {message.pk} is being answered already")
         leases.mark_ready(message.conversation_id, now=now, new_message=False)
     message.refresh_from_db()
     logger.info("message %s queued again", message.pk)

@@ -4,8 +4,8 @@ Every tenant-specific value (server, key, agent, deadline) is an argument; the s
 (webhooks.integrations.transport) carries no cookies or credentials between tenants.
 """
 
-# Reference: README.md, "How a message is handled": the tenants' Agents API has no public docs;
-# this is the contract Omnihub has always spoken (webhooks/agents.py).
+# Reference: README.md, "The Agents API": the tenants' Agents API has no public docs; this is
+# the contract Omnihub has always spoken, request and answer.
 
 import time
 from dataclasses import dataclass, field

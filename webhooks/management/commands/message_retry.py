@@ -8,7 +8,7 @@ from webhooks.selectors import MessageNotFoundError, get_message
 
 
 class Command(BaseCommand):
-    help = "Queue failed messages again, by id."
+    help = "Queue failed (or retrying) messages again now, by id."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("message_ids", nargs="+", type=int, metavar="ID")

@@ -1,0 +1,20 @@
+import pytest
+from django.contrib.messages import get_messages
+
+CHANGELIST_URL = "/admin/webhooks/message/"
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
+    client.force_login(user)
+    return client
+
+
+def listed(response) -> set[int]:
+    assert response.status_code == 200, response.content
+    return {message.pk for message in response.context["cl"].result_list}
+
+
+def notices(response) -> list[tuple[int, str]]:
+    return [(notice.level, str(notice)) for notice in get_messages(response.wsgi_request)]
