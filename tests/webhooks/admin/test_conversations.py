@@ -88,7 +88,7 @@ def test_a_person_pauses_and_resumes_chats_from_the_conversation_list(admin_clie
     conversation = Conversation.objects.get()
     changelist = reverse("admin:webhooks_conversation_changelist")
 
-    def act(action: str) -> str:
+    def act(action):
         response = admin_client.post(
             changelist, {"action": action, "_selected_action": [conversation.pk]}, follow=True
         )
@@ -96,8 +96,10 @@ def test_a_person_pauses_and_resumes_chats_from_the_conversation_list(admin_clie
 
     assert "1 chat(s) paused for an hour." in act("pause_for_an_hour")
     conversation.refresh_from_db()
-    assert conversation.paused_until is not None
-    assert not conversation.paused_until_resumed
+    assert (conversation.paused_until is not None, conversation.paused_until_resumed) == (
+        True,
+        False,
+    )
     assert "Paused: a person took over until" in admin_client.get(changelist).content.decode()
 
     assert "1 chat(s) paused until resumed." in act("pause_until_resumed")
