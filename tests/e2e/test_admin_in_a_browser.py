@@ -96,7 +96,10 @@ def test_an_operator_adds_a_tenant_reads_the_log_retries_a_message_and_reads_a_t
     browser.find_element(By.NAME, "_save").click()
     assert "was added successfully" in wait_for(browser, ".messagelist .success").text
     assert "acme" in "\n".join(rows(browser))
-    # The instance list's webhook URL column is asserted here once it exists.
+    # Its webhook URL, to paste into Evolution, and its authentication state.
+    url = browser.find_element(By.CSS_SELECTOR, "input.webhook-url").get_attribute("value")
+    assert url is not None and url.endswith("/webhook/evolution/acme")
+    assert browser.find_element(By.CSS_SELECTOR, "td.field-webhook_authenticated img")
     screenshot("instances")
     browser.find_element(By.LINK_TEXT, "acme").click()
     page = wait_for(browser, "#content-main").text
