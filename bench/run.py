@@ -169,7 +169,7 @@ def main() -> int:
                 ""
                 if set(args.scenarios) == set(SCENARIOS)
                 else f"; scenarios: {', '.join(args.scenarios)}"
-            ),  # fmt: skip
+            ),
             *(f"- Note: {note}" for note in args.note),
             f"- Machine: {environment.machine()}; load average at start {load_before:.1f}",
             f"- Omnihub code: {code}",
