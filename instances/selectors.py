@@ -10,6 +10,7 @@ secrets.
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
@@ -30,6 +31,7 @@ SECRETS_SECONDS = 5.0
 # The worker reads a message's whole tenant (its keys decrypted) once per this many seconds
 # per process, not once per message: a change reaches the messages taken up after that.
 CONFIG_SECONDS = 5.0
+_SECRET_COLUMNS = ("webhook_secret", "previous_webhook_secret", "webhook_secret_rotated_at")
 _CONFIGS = "omnihub:tenant-configs"  # a count of forget_tenant calls: part of tenant_config's keys
 
 
@@ -101,9 +103,12 @@ def _load(tenants: models.QuerySet[InstanceConfig], name: str) -> TenantRef:
     row = tenants.values(
         "id", "name", "whatsapp_instance", "evolution_url", "require_webhook_auth",
         "pinned_evolution_origin", "allowed_numbers", "blocked_numbers", *_SETTINGS,
+        *_SECRET_COLUMNS,
     ).first()  # fmt: skip
     if row is None:
         raise TenantNotFoundError(name)
+    # Read with the tenant, which a webhook looks up first: kept apart, in this process.
+    _keep_secrets(row["name"], row["id"], *_valid_secrets(row))
     return TenantRef(
         row["id"],
         row["name"],
@@ -126,29 +131,24 @@ def valid_webhook_secrets(tenant_id: int) -> list[str]:
 def webhook_secrets(tenant: TenantRef, *, fresh: bool = False) -> list[str]:
     """valid_webhook_secrets, as this process read them within SECRETS_SECONDS (unless
     `fresh`): kept in its own memory, never in the cache CACHE_URL may share with others."""
-    key = _secrets_key(tenant.name)
-    kept: tuple[int, list[str]] | None = None if fresh else caches["process"].get(key)
+    kept: tuple[int, list[str]] | None = (
+        None if fresh else caches["process"].get(_secrets_key(tenant.name))
+    )
     if kept is not None and kept[0] == tenant.id:
         return kept[1]
     secrets, valid_until = _secrets_of(tenant.id)
-    if secrets:  # a first secret, once set, is taken at once
-        seconds = SECRETS_SECONDS
-        if valid_until is not None:
-            # Not a moment past the previous secret's grace period.
-            seconds = min(seconds, (valid_until - timezone.now()).total_seconds())
-        caches["process"].set(key, (tenant.id, secrets), seconds)
+    _keep_secrets(tenant.name, tenant.id, secrets, valid_until)
     return secrets
 
 
 def _secrets_of(tenant_id: int) -> tuple[list[str], datetime | None]:
-    """The valid secrets, and until when the previous one among them is valid."""
-    row = (
-        InstanceConfig.objects.filter(pk=tenant_id)
-        .values("webhook_secret", "previous_webhook_secret", "webhook_secret_rotated_at")
-        .first()
-    )
-    if row is None:
-        return [], None
+    row = InstanceConfig.objects.filter(pk=tenant_id).values(*_SECRET_COLUMNS).first()
+    return ([], None) if row is None else _valid_secrets(row)
+
+
+def _valid_secrets(row: dict[str, Any]) -> tuple[list[str], datetime | None]:
+    """The valid secrets in a row of _SECRET_COLUMNS, and until when the previous one among
+    them is valid."""
     valid = [row["webhook_secret"]]
     valid_until = previous_secret_valid_until(row["webhook_secret_rotated_at"])
     if valid_until is not None and timezone.now() < valid_until:
@@ -156,6 +156,18 @@ def _secrets_of(tenant_id: int) -> tuple[list[str], datetime | None]:
     else:
         valid_until = None
     return [secret for secret in valid if secret], valid_until
+
+
+def _keep_secrets(
+    name: str, tenant_id: int, secrets: list[str], valid_until: datetime | None
+) -> None:
+    if not secrets:
+        return  # a first secret, once set, is taken at once
+    seconds = SECRETS_SECONDS
+    if valid_until is not None:
+        # Not a moment past the previous secret's grace period.
+        seconds = min(seconds, (valid_until - timezone.now()).total_seconds())
+    caches["process"].set(_secrets_key(name), (tenant_id, secrets), seconds)
 
 
 def _secrets_key(name: str) -> str:

@@ -98,7 +98,7 @@ def test_an_operator_adds_a_tenant_reads_the_log_retries_a_message_and_reads_a_t
     assert "acme" in "\n".join(rows(browser))
     # Its webhook URL, to paste into Evolution, and its authentication state.
     url = browser.find_element(By.CSS_SELECTOR, "input.webhook-url").get_attribute("value")
-    assert url is not None and url.endswith("/webhook/evolution/acme")
+    assert (url or "").endswith("/webhook/evolution/acme")
     assert browser.find_element(By.CSS_SELECTOR, "td.field-webhook_authenticated img")
     screenshot("instances")
     browser.find_element(By.LINK_TEXT, "acme").click()
