@@ -113,12 +113,15 @@ class InstanceConfigAdmin(admin.ModelAdmin[InstanceConfig]):
         the counts. Django's own would load and list every message, of which there may be
         millions."""
         tenants = list(objs)
+        logs = [message_log_of(InstanceConfig.objects.filter(pk=tenant.pk)) for tenant in tenants]
         lines = [
-            f"Instance {tenant}, with its message log: "
-            f"{message_log_of(InstanceConfig.objects.filter(pk=tenant.pk))}"
-            for tenant in tenants
+            f"Instance {tenant}, with its message log: {tenant_log}"
+            for tenant, tenant_log in zip(tenants, logs, strict=True)
         ]
-        log = message_log_of(InstanceConfig.objects.filter(pk__in=[t.pk for t in tenants]))
+        log = MessageLog(
+            messages=sum(each.messages for each in logs),
+            conversations=sum(each.conversations for each in logs),
+        )
         counts = {
             str(self.opts.verbose_name_plural): len(tenants),
             "messages": log.messages,

@@ -9,7 +9,11 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from instances.services import get_instance
 from webhooks import selectors
 from webhooks.conversations import pausing, retries
-from webhooks.conversations.selectors import conversation_row, conversation_rows, get_conversation
+from webhooks.conversations.selectors import (
+    conversation_row,
+    conversation_rows,
+    find_conversation,
+)
 from webhooks.models import Conversation, Message
 from webhooks.schemas import ConversationOut, MessageDetailOut, MessageOut, PauseIn
 
@@ -62,7 +66,7 @@ def pause_conversation(
 ) -> Mapping[str, Any]:
     """Pause the bot in the chat for `minutes`, or until resumed when none are given. `chat`
     is the chat's JID or its phone number's digits."""
-    conversation = get_conversation(get_instance(name), chat)
+    conversation = find_conversation(name, chat)
     pausing.pause_conversation(conversation, payload.minutes if payload else None)
     return conversation_row(conversation)
 
@@ -70,6 +74,6 @@ def pause_conversation(
 @conversations_router.post("/{name}/conversations/{chat}/resume", response=ConversationOut)
 def resume_conversation(request: HttpRequest, name: str, chat: str) -> Mapping[str, Any]:
     """Let the bot answer the chat again, from its next message on."""
-    conversation = get_conversation(get_instance(name), chat)
+    conversation = find_conversation(name, chat)
     pausing.resume_conversation(conversation)
     return conversation_row(conversation)

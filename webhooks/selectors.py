@@ -7,10 +7,11 @@ from datetime import datetime
 from functools import partial
 from typing import Literal, TypedDict
 
-from django.db.models import Case, F, OuterRef, QuerySet, Subquery, TextChoices, Value, When
+from django.db.models import Case, OuterRef, QuerySet, Subquery, TextChoices, Value, When
 from django_stubs_ext import WithAnnotations
 
 from webhooks.conversations import leases, pausing
+from webhooks.conversations.selectors import LATEST_FIRST, pause_ends_at
 from webhooks.models import Conversation, Message
 
 
@@ -66,6 +67,7 @@ class ConversationState(TextChoices):
 
 class _Listed(TypedDict):
     state: str
+    pause_ends_at: datetime | None
     last_text: str | None
 
 
@@ -73,8 +75,8 @@ type ListedConversation = WithAnnotations[Conversation, _Listed]
 
 
 def conversations(now: datetime) -> QuerySet[ListedConversation]:
-    """Conversations as the admin lists them, with `state` (a ConversationState), the
-    its `last_text`, most recently active first."""
+    """Conversations as the admin lists them, with `state` (a ConversationState), when a
+    pause ends (`pause_ends_at`) and the `last_text`, most recently active first."""
     latest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-id")
     return (
         Conversation.objects.select_related("instance")
@@ -86,9 +88,10 @@ def conversations(now: datetime) -> QuerySet[ListedConversation]:
                 When(ready_at__isnull=False, then=Value(ConversationState.WAITING)),
                 default=Value(ConversationState.IDLE),
             ),
+            pause_ends_at=pause_ends_at(now),
             last_text=Subquery(latest.values("text")[:1]),
         )
-        .order_by(F("last_message_at").desc(nulls_last=True), "-id")
+        .order_by(*LATEST_FIRST)
     )
 
 

@@ -56,13 +56,6 @@ CONVERSATION_TEXTS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
-    client.force_login(user)
-    return client
-
-
 def change_url(instance):
     return reverse("admin:instances_instanceconfig_change", args=[instance.pk])
 

@@ -238,13 +238,6 @@ def test_instance_connect_fails_in_one_line(tenant):
         call_command("instance_connect", "acme", stdout=StringIO())
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
-    client.force_login(user)
-    return client
-
-
 def admin_action(admin_client, action, tenant):
     response = admin_client.post(
         reverse("admin:instances_instanceconfig_changelist"),

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -47,20 +47,12 @@ class ConversationAdmin(ReadOnlyAdmin[Conversation]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return selectors.conversations(timezone.now())
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Conversation | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            context["thread"] = selectors.conversation_thread(obj.pk)
-            log = reverse("admin:webhooks_message_changelist")
-            context["messages_url"] = f"{log}?conversation__id__exact={obj.pk}"
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def page_context(self, obj: Conversation) -> dict[str, Any]:
+        log = reverse("admin:webhooks_message_changelist")
+        return {
+            "thread": selectors.conversation_thread(obj.pk),
+            "messages_url": f"{log}?conversation__id__exact={obj.pk}",
+        }
 
     @admin.action(description="Pause the bot in the selected chats for an hour")
     def pause_for_an_hour(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
@@ -104,7 +96,7 @@ class ConversationAdmin(ReadOnlyAdmin[Conversation]):
         state = ConversationState(obj.state)
         label = state.label
         if state == ConversationState.PAUSED:
-            until = obj.paused_until if not obj.paused_until_resumed else None
+            until = obj.pause_ends_at
             label = f"{label} until {to_the_second(until)}" if until else f"{label}, until resumed"
         elif state == ConversationState.WAITING:
             label = f"{label} at {to_the_second(obj.ready_at)}"

@@ -1,9 +1,10 @@
 """How the admin shows times, texts and states, and what its read-only pages share."""
 
 from datetime import datetime
+from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -48,3 +49,20 @@ class ReadOnlyAdmin[M: Conversation | Message](admin.ModelAdmin[M]):
 
     def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
         return False
+
+    def page_context(self, obj: M) -> dict[str, Any]:
+        """What a row's own page shows beside its fields."""
+        return {}
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: M | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(self.page_context(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)

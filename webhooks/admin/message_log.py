@@ -75,17 +75,8 @@ class MessageAdmin(ReadOnlyAdmin[Message]):
         own = [path("<int:message_id>/retry/", retry, name="webhooks_message_retry")]
         return own + super().get_urls()
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Message | None = None,
-    ) -> HttpResponse:
-        context["can_retry"] = obj is not None and obj.status in RETRYABLE_BY_A_PERSON
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def page_context(self, obj: Message) -> dict[str, Any]:
+        return {"can_retry": obj.status in RETRYABLE_BY_A_PERSON}
 
     def retry_view(self, request: HttpRequest, message_id: int) -> HttpResponse:
         message = self.get_object(request, str(message_id))

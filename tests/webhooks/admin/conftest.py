@@ -1,14 +1,6 @@
-import pytest
 from django.contrib.messages import get_messages
 
 CHANGELIST_URL = "/admin/webhooks/message/"
-
-
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
-    client.force_login(user)
-    return client
 
 
 def listed(response) -> set[int]:

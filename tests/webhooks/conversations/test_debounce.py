@@ -212,13 +212,6 @@ def test_two_workers_answer_each_burst_once(agent, evolution, tenant_at):
     assert Message.objects.filter(status=Message.Status.ANSWERED).count() == 3 * len(chats)
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("admin", "admin@example.test", "password")
-    client.force_login(user)
-    return client
-
-
 def test_the_admin_shows_the_message_whose_answer_answered_a_burst(
     agent, evolution, tenant_at, admin_client
 ):

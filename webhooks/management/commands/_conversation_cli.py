@@ -8,8 +8,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
-from instances.services import InstanceNotFoundError, get_instance
-from webhooks.conversations.selectors import ConversationNotFoundError, get_conversation
+from instances.services import InstanceNotFoundError
+from webhooks.conversations import selectors
+from webhooks.conversations.selectors import ConversationNotFoundError
 from webhooks.models import Conversation
 
 
@@ -30,7 +31,7 @@ def one_line_errors() -> Iterator[None]:
 
 
 def find_conversation(options: dict[str, Any]) -> Conversation:
-    return get_conversation(get_instance(options["name"]), options["chat"])
+    return selectors.find_conversation(options["name"], options["chat"])
 
 
 def describe(conversation: Conversation) -> str:
