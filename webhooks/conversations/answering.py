@@ -9,7 +9,8 @@ chats in flight cost a thousand small coroutines, not threads or connections.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from omnihub.db_threads import run_in_db_thread
@@ -51,7 +52,7 @@ class Answerer:
 
     async def answer(self, turn: Turn) -> None:
         sender = Sender(self.worker_id, self.client)
-        try:
+        async with self._failures_recorded(turn, progress.record_failure):
             started = None
             if turn.carrier.reply_text is None:
                 reply = await self._ask_agent(turn)
@@ -64,42 +65,38 @@ class Answerer:
             # An empty answer has no parts: nothing is sent.
             last_sent = await sender.deliver(turn.carrier, turn.parts, started=started)
             await run_in_db_thread(progress.record_answered, turn, self.worker_id, last_sent)
-        except OutboundError as error:
-            await run_in_db_thread(
-                progress.record_failure, turn, str(error), self.worker_id,
-                retryable=error.retryable,
-            )  # fmt: skip
-        except LeaseLostError:
-            raise
-        except Exception as error:
-            # A bug or a database hiccup: counted like any failed attempt, within the window.
-            logger.exception("message %s: unexpected error", turn.carrier.pk)
-            await run_in_db_thread(
-                progress.record_failure, turn, f"unexpected error: {error!r}", self.worker_id,
-                retryable=True,
-            )  # fmt: skip
 
     async def send_notice(self, turn: Turn) -> None:
         """Send the notice of a failed message (its error reply); the message stays failed."""
         assert turn.notice is not None
         sender = Sender(self.worker_id, self.client)
-        try:
+        async with self._failures_recorded(
+            turn, progress.record_notice_failure, doing=" sending its notice"
+        ):
             last_sent = await sender.deliver(turn.carrier, [turn.notice])
             sent_id = last_sent[1] if last_sent else turn.notice.whatsapp_id
             await run_in_db_thread(progress.record_notice_sent, turn, sent_id, self.worker_id)
+
+    @asynccontextmanager
+    async def _failures_recorded(
+        self, turn: Turn, record: Callable[..., None], *, doing: str = ""
+    ) -> AsyncIterator[None]:
+        """A failed step recorded with `record`: an outbound failure as it says it is retryable
+        or not; a bug or a database hiccup counted like any failed attempt, within the window.
+        A lost lease goes up: the chat is another worker's now."""
+        try:
+            yield
         except OutboundError as error:
             await run_in_db_thread(
-                progress.record_notice_failure, turn, str(error), self.worker_id,
-                retryable=error.retryable,
-            )  # fmt: skip
+                record, turn, str(error), self.worker_id, retryable=error.retryable
+            )
         except LeaseLostError:
             raise
         except Exception as error:
-            logger.exception("message %s: unexpected error sending its notice", turn.carrier.pk)
+            logger.exception("message %s: unexpected error%s", turn.carrier.pk, doing)
             await run_in_db_thread(
-                progress.record_notice_failure, turn, f"unexpected error: {error!r}",
-                self.worker_id, retryable=True,
-            )  # fmt: skip
+                record, turn, f"unexpected error: {error!r}", self.worker_id, retryable=True
+            )
 
     async def _ask_agent(self, turn: Turn) -> agents.AgentReply:
         tenant = turn.carrier.instance

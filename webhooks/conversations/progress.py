@@ -104,13 +104,25 @@ def _reply_parts(message: Message) -> list[ReplyPart]:
     if not message.reply_text:
         return []
     parts = list(message.parts.filter(kind=ReplyPart.Kind.REPLY))
-    if not parts:
-        texts = pacing.reply_parts(message.reply_text, split=message.instance.split_replies)
-        parts = ReplyPart.objects.bulk_create(
-            ReplyPart(message=message, position=position, text=text)
-            for position, text in enumerate(texts)
+    return parts or _create_parts(message, message.reply_text)
+
+
+def _create_parts(
+    message: Message, text: str, *, started_at: datetime | None = None
+) -> list[ReplyPart]:
+    """`text` as the parts it is sent in, stored; `started_at`: the first part's send begins
+    now, recorded with them."""
+    texts = pacing.reply_parts(text, split=message.instance.split_replies)
+    return ReplyPart.objects.bulk_create(
+        ReplyPart(
+            message=message,
+            position=position,
+            text=part,
+            attempts=1 if started_at and position == 0 else 0,
+            send_started_at=started_at if position == 0 else None,
         )
-    return parts
+        for position, part in enumerate(texts)
+    )
 
 
 def store_reply(turn: Turn, reply: AgentReply, worker_id: str) -> None:
@@ -119,21 +131,11 @@ def store_reply(turn: Turn, reply: AgentReply, worker_id: str) -> None:
     start, is recorded in the same transaction."""
     now = timezone.now()
     carrier = turn.carrier
-    texts = pacing.reply_parts(reply.text, split=carrier.instance.split_replies)
     with transaction.atomic():
         record_attempt(carrier, Stage.AGENT, Result.OK, latency_ms=reply.latency_ms)
+        turn.parts = _create_parts(carrier, reply.text, started_at=now)
         _write([carrier], worker_id, reply_text=reply.text, agent_latency_ms=reply.latency_ms,
-               agent_answered_at=now, send_started_at=now if texts else None)  # fmt: skip
-        turn.parts = ReplyPart.objects.bulk_create(
-            ReplyPart(
-                message=carrier,
-                position=position,
-                text=text,
-                attempts=1 if position == 0 else 0,
-                send_started_at=now if position == 0 else None,
-            )
-            for position, text in enumerate(texts)
-        )
+               agent_answered_at=now, send_started_at=now if turn.parts else None)  # fmt: skip
 
 
 def mark_part_sending(part: ReplyPart, worker_id: str) -> None:
