@@ -1,0 +1,130 @@
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from omnihub.db_batches import Batched
+
+# Runs happen on the database threads, which hold connections to the test database.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Recorder:
+    """A batch function that records each run's items and can hold a run until released."""
+
+    def __init__(self, *, hold_first: bool = False) -> None:
+        self.runs: list[list[int]] = []
+        self.first_running = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def __call__(self, items: list[int]) -> list[int | BaseException]:
+        self.runs.append(list(items))
+        if len(self.runs) == 1:
+            self.first_running.set()
+            assert self.release.wait(timeout=30)
+        return [LookupError(f"no {item}") if item < 0 else item * 10 for item in items]
+
+
+async def _calls_queued_behind_a_held_run(
+    batched: Batched[int, int], recorder: Recorder, first: int, queued: list[int]
+) -> list[object]:
+    held = asyncio.create_task(batched(first))
+    await asyncio.to_thread(recorder.first_running.wait, 30)
+    behind = [asyncio.create_task(batched(item)) for item in queued]
+    await asyncio.sleep(0)  # each has handed its item over
+    recorder.release.set()
+    return await asyncio.gather(held, *behind, return_exceptions=True)
+
+
+def test_a_lone_call_runs_at_once_with_its_item_alone():
+    recorder = Recorder()
+
+    result = async_to_sync(Batched(recorder))(4)
+
+    assert result == 40
+    assert recorder.runs == [[4]]
+
+
+def test_calls_made_while_a_run_is_under_way_run_together_in_the_next():
+    recorder = Recorder(hold_first=True)
+    batched = Batched(recorder)
+
+    results = async_to_sync(_calls_queued_behind_a_held_run)(batched, recorder, 1, [2, 3, 4])
+
+    assert results == [10, 20, 30, 40]
+    assert recorder.runs == [[1], [2, 3, 4]]
+
+
+def test_a_run_takes_at_most_max_items():
+    recorder = Recorder(hold_first=True)
+    batched = Batched(recorder, max_items=2)
+
+    results = async_to_sync(_calls_queued_behind_a_held_run)(batched, recorder, 1, [2, 3, 4])
+
+    assert results == [10, 20, 30, 40]
+    assert recorder.runs == [[1], [2, 3], [4]]
+
+
+def test_an_item_s_error_goes_to_its_caller_alone():
+    recorder = Recorder(hold_first=True)
+    batched = Batched(recorder)
+
+    held, failed, fine = async_to_sync(_calls_queued_behind_a_held_run)(
+        batched, recorder, 1, [-2, 3]
+    )
+
+    assert (held, fine) == (10, 30)
+    assert isinstance(failed, LookupError)
+    assert str(failed) == "no -2"
+
+
+def test_a_run_that_raises_fails_every_call_it_took():
+    def explode(items: list[int]) -> list[int]:
+        raise ConnectionError("the database went away")
+
+    async def two_calls() -> list[object]:
+        batched = Batched(explode)
+        return list(await asyncio.gather(batched(1), batched(2), return_exceptions=True))
+
+    results = async_to_sync(two_calls)()
+
+    assert [type(result) for result in results] == [ConnectionError, ConnectionError]
+
+
+def test_a_run_with_the_wrong_number_of_outcomes_fails_its_calls():
+    def one_short(items: list[int]) -> list[int]:
+        return items[1:]
+
+    async def two_calls() -> list[object]:
+        batched = Batched(one_short)
+        return list(await asyncio.gather(batched(1), batched(2), return_exceptions=True))
+
+    results = async_to_sync(two_calls)()
+
+    assert all(isinstance(result, RuntimeError) for result in results)
+    assert "gave 0 outcomes for 1 items" in str(results[0])
+
+
+def test_a_caller_that_stops_waiting_leaves_the_others_their_results():
+    recorder = Recorder(hold_first=True)
+    batched = Batched(recorder)
+
+    async def scenario() -> tuple[bool, list[int]]:
+        held = asyncio.create_task(batched(1))
+        await asyncio.to_thread(recorder.first_running.wait, 30)
+        leaving = asyncio.create_task(batched(2))
+        staying = asyncio.create_task(batched(3))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        recorder.release.set()
+        results = await asyncio.gather(held, staying)
+        return leaving.cancelled(), list(results)
+
+    left, results = async_to_sync(scenario)()
+
+    assert left
+    assert results == [10, 30]
+    assert recorder.runs == [[1], [2, 3]]
