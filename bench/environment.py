@@ -36,7 +36,7 @@ def versions(databases: dict[str, str]) -> str:
         except PackageNotFoundError:
             return f"{name} (not installed)"
 
-    packages = ", ".join(installed(name) for name in ("Django", "uvicorn", "httpx", "psycopg"))
+    packages = ", ".join(installed(name) for name in ("Django", "uvicorn", "aiohttp", "psycopg"))
     return f"Python {platform.python_version()}, {packages}; " + "; ".join(databases.values())
 
 

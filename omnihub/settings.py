@@ -169,9 +169,9 @@ LOGGING = {
     "loggers": {
         "django": {"level": LOG_LEVEL},
         "django.db.backends": {"level": "INFO"},
-        # Their INFO lines print every request URL, which may carry credentials.
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
+        # The outbound client's DEBUG lines print aiohttp errors' reprs, which may quote a URL
+        # (query string included) or a proxy's credentials.
+        "aiohttp": {"level": "WARNING"},
     },
 }
 

@@ -8,6 +8,7 @@ sleeping. Servers that answer badly, for the transport's tests, are in tests.mis
 
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -167,21 +168,27 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve `handler` on 127.0.0.1 for the block; yields the server's URL."""
+def serve_handler(
+    handler: type[BaseHTTPRequestHandler], *, tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 for the block, over TLS with `tls` (see tests.tls); yields
+    the server's URL."""
     server = _Server(handler)
+    if tls is not None:
+        # Each connection's handshake runs in accept(); one the client aborts is dropped there.
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
 
 
 @contextmanager
-def serve(fake: FakeServer) -> Iterator[FakeServer]:
-    with serve_handler(_handler(fake)) as url:
+def serve(fake: FakeServer, *, tls: ssl.SSLContext | None = None) -> Iterator[FakeServer]:
+    with serve_handler(_handler(fake), tls=tls) as url:
         fake.url = url
         try:
             yield fake

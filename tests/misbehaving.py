@@ -8,7 +8,8 @@
 
 Each yields a `Misbehaving` whose `bytes_sent` counts the body bytes the server managed to
 write and whose `finished` is set when its handler is done (the client gave up, or all sent).
-Leaving the block releases a handler that is still waiting.
+Leaving the block releases a handler that is still waiting. A proxy's CONNECT gets the same
+treatment, so each can also play a proxy that misbehaves.
 """
 
 import socket
@@ -51,6 +52,9 @@ def serve_misbehaving(behaviour: Behaviour) -> Iterator[Misbehaving]:
                 pass
             finally:
                 state.finished.set()
+
+        def do_CONNECT(self) -> None:
+            self.do_POST()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -109,12 +113,17 @@ def hanging_up(handler: BaseHTTPRequestHandler, state: Misbehaving) -> None:
     handler.close_connection = True
 
 
-def answering_text(body: bytes, *, status: int = 200, content_type: str = "text/html") -> Behaviour:
-    """A well-formed answer whose body is `body`, as a misconfigured proxy would send."""
+def answering_text(
+    body: bytes, *, status: int = 200, content_type: str = "text/html", content_encoding: str = ""
+) -> Behaviour:
+    """A well-formed answer whose body is `body`, as a misconfigured proxy would send; with
+    `content_encoding`, a body that says it is compressed so ("gzip")."""
 
     def answer(handler: BaseHTTPRequestHandler, state: Misbehaving) -> None:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
+        if content_encoding:
+            handler.send_header("Content-Encoding", content_encoding)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)

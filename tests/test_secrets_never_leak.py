@@ -168,13 +168,14 @@ def assert_secrets_absent(
     assert not leaks, "\n".join(leaks)
 
 
-def test_the_settings_keep_httpx_s_own_url_lines_out_of_the_logs() -> None:
-    # httpx's INFO line quotes the full URL, password and query included ("HTTP Request: POST
-    # http://user:pass@host/…"), so these loggers must stay at WARNING even when the root is at
-    # DEBUG; the tests below run with them as settings leave them.
+def test_the_settings_keep_aiohttp_s_own_debug_lines_out_of_the_logs() -> None:
+    # aiohttp's client logs at DEBUG the repr of errors met while closing its connections, and
+    # its errors' reprs may quote a URL (query string included) or a proxy's credentials, so
+    # its loggers must stay at WARNING even when the root is at DEBUG; the tests below run with
+    # them as settings leave them.
     configured: dict[str, Any] = settings.LOGGING
-    for name in ("httpx", "httpcore"):
-        assert configured["loggers"][name]["level"] == "WARNING"
+    assert configured["loggers"]["aiohttp"]["level"] == "WARNING"
+    for name in ("aiohttp", "aiohttp.client", "aiohttp.internal"):
         logger = logging.getLogger(name)
         # Filtered by their level, not cut off: what they warn about still reaches the logs.
         assert logger.propagate

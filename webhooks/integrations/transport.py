@@ -1,62 +1,63 @@
-"""The HTTP transport of the Agents and Evolution clients: pooled async clients, a few per worker.
+"""The HTTP transport of the Agents and Evolution clients: one pooled aiohttp session per worker.
 
 Every call has one deadline for the whole exchange (connect, send, the full answer) and a cap on
-how much of the answer it reads, and every failure becomes one `OutboundError` that says whether
-a retry can help and whether the request may already have reached the server.
+how much of the answer it reads, and every failure becomes one `OutboundError`
+(webhooks.integrations.failures) that says whether a retry can help and whether the request may
+already have reached the server.
 
-The client holds nothing of a tenant: its cookie jar refuses every cookie, it has no default
-credentials, and each call brings its own headers. Error messages name the server by scheme, host
-and port only, never a header, userinfo or query string, so they are safe to log and to store.
-httpx's own INFO lines quote full URLs: settings keep the `httpx` and `httpcore` loggers at WARNING.
-Proxy settings come from the environment (HTTPS_PROXY, NO_PROXY), as with any httpx client.
+The session holds nothing of a tenant: its cookie jar ignores every cookie, it has no default
+credentials, and each call brings its own headers. Proxy settings come from the environment
+(HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates are checked against certifi's
+bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set, as they were under httpx.
 """
+
+# Reference: https://docs.aiohttp.org/en/stable/client_reference.html
+# Reference: https://docs.aiohttp.org/en/stable/tracing_reference.html
 
 import asyncio
 import json
 import os
-import socket
+import re
 import ssl
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from types import SimpleNamespace
 from typing import Any
 
-import httpx
+import aiohttp
+import certifi
+from yarl import URL
+
+from webhooks.integrations import failures
+
+# Re-exported: the clients and the worker know them as transport's.
+from webhooks.integrations.failures import OutboundError as OutboundError
+from webhooks.integrations.failures import origin as origin
 
 # Idle connections are dropped before common servers' own keep-alive timeouts (gunicorn's is
 # 2 s, uvicorn's and Node's 5 s), so a request is rarely sent on a connection being closed.
 KEEPALIVE_SECONDS = 1.0
 CONNECT_SECONDS = 5.0
-# A bound on open sockets, far above what one worker runs at once; waiting for a free one
-# counts against the call's deadline like everything else.
+# A bound on the connections in use, far above what one worker runs at once; waiting for a
+# free one counts against the call's deadline like everything else. Idle ones close after
+# KEEPALIVE_SECONDS.
 MAX_CONNECTIONS = 1000
-MAX_KEEPALIVE_CONNECTIONS = 100
 EXCERPT_CHARS = 300
-# Worth another try later: the server is busy, restarting or rate-limiting us (plus every 5xx).
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
-# A gateway answering these may have passed the request on before it lost the server.
-GATEWAY_LOST_STATUSES = frozenset({502, 504})
+# RFC 9110's field name (a token) and a field value of visible ASCII, spaces and tabs: aiohttp
+# would send other characters (UTF-8) or refuse only once it has begun writing the request.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+# Lower case first, as curl and urllib read them.
+PROXY_VARIABLES = {
+    "http": ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"),
+    "https": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
+}
 
 
-# What callers outside the integrations name the shared client by: only these modules import httpx.
-HttpClient = httpx.AsyncClient
-
-
-class OutboundError(Exception):
-    """A call to the agent or to Evolution failed. `maybe_delivered` means the request may have
-    reached the server although no complete answer came back: do not resend it blindly."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        status_code: int | None = None,
-        maybe_delivered: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status_code = status_code
-        self.maybe_delivered = maybe_delivered
+# What callers outside the integrations name the shared client by.
+HttpClient = aiohttp.ClientSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,34 +67,45 @@ class JsonAnswer:
     text: str = ""  # the start of the body, for error messages
 
 
-def new_client(*, share: int = 1, tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
-    """A client shared by calls of every tenant; with `share`, one of that many clients that
-    split a worker's connections between them (see webhooks.worker.process), best given one
-    `tls` context (tls_context()) for them all: each takes tens of milliseconds to make."""
-    return httpx.AsyncClient(
-        verify=tls or tls_context(),
-        # No cookie is ever stored, so none can be sent with another tenant's call.
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        headers={"user-agent": "omnihub"},
-        limits=httpx.Limits(
-            max_connections=max(1, MAX_CONNECTIONS // share),
-            max_keepalive_connections=max(1, MAX_KEEPALIVE_CONNECTIONS // share),
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        ),
-        # Reads, writes and pool waits have no timeout of their own: each call's deadline
-        # bounds the whole exchange, which a per-read timeout would not (a server may trickle).
-        timeout=httpx.Timeout(connect=CONNECT_SECONDS, read=None, write=None, pool=None),
-        follow_redirects=False,
+@asynccontextmanager
+async def new_client(*, tls: ssl.SSLContext | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session shared by calls of every tenant, closed when the block ends."""
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_headers_sent.append(_headers_sent)
+    connector = aiohttp.TCPConnector(
+        limit=MAX_CONNECTIONS,
+        limit_per_host=0,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+        ssl=tls or tls_context(),
     )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        # Keeps no cookie, so none can be sent with another tenant's call.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"user-agent": "omnihub"},
+        # Reads have no timeout of their own: each call's deadline bounds the whole exchange,
+        # which a per-read timeout would not (a server may trickle).
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS),
+        trace_configs=[tracing],
+        # aiohttp's trust_env would also send ~/.netrc's credentials to the hosts it lists, and
+        # hands every call to two threads: proxies are read by _proxy_for instead.
+        trust_env=False,
+    ) as session:
+        yield session
 
 
 def tls_context() -> ssl.SSLContext:
-    """Certificates verified as httpx verifies them (SSL_CERT_FILE and SSL_CERT_DIR apply)."""
-    return httpx.create_ssl_context()
+    """Certificates verified as httpx verified them: SSL_CERT_FILE or SSL_CERT_DIR when set,
+    else certifi's bundle, so a host without a system store verifies all the same."""
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 async def post_json(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     url: str,
     *,
     body: Any,
@@ -118,7 +130,7 @@ async def post_json(
 
 
 async def exchange_json(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     url: str,
     *,
     body: Any,
@@ -130,146 +142,114 @@ async def exchange_json(
 ) -> JsonAnswer:
     """Like post_json, but returns the answer whatever its status, for a client that reads
     some error answers itself before `raise_for_status`. A GET sends no body."""
-    where = origin(url)
+    target = _parsed(url)
+    what = f"{service} at {origin(url if target is None else target)}"
+    prepared = _prepared(target, method, body, headers)
+    if target is None or prepared is None:
+        raise failures.invalid(what)
+    data, headers = prepared
     progress = _Progress()
-    # Failures are raised outside the `except` blocks, so they carry no __context__: httpx's
-    # own exceptions may quote a header value (h11's "Illegal header value b'...'").
+    status: int | None = None
+    # Failures are raised outside the `except` blocks, so they carry no __context__: aiohttp's
+    # own exceptions quote the URL, query string included.
     try:
-        request = client.build_request(
-            method,
-            url,
-            json=None if method == "GET" else body,
-            headers=headers,
-            extensions={"trace": progress.trace},
-        )
-    except (httpx.InvalidURL, ValueError, TypeError):
-        failure = _invalid(f"{service} at {where}")
-    else:
-        status: int | None = None
-        try:
-            async with asyncio.timeout(deadline):
-                response = await client.send(request, stream=True)
-                status = response.status_code
-                try:
-                    content = await _read_at_most(response, max_bytes, f"{service} at {where}")
-                finally:
-                    await response.aclose()
-            return _answer(status, content)
-        except (TimeoutError, httpx.RequestError) as error:
-            failure = _failure(
-                error,
-                f"{service} at {where}",
-                deadline,
-                maybe_sent=progress.maybe_sent,
-                status=status,
+        async with asyncio.timeout(deadline):
+            response = await client.request(
+                method,
+                target,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                proxy=_proxy_for(target),
+                trace_request_ctx=progress,
             )
+            status = response.status
+            try:
+                content = await _read_at_most(response, max_bytes, what)
+            except BaseException:
+                response.close()  # never back to the pool with an answer half read
+                raise
+        return _answer(status, content)
+    except aiohttp.ClientError as error:
+        failure = failures.broken(error, what, maybe_sent=progress.sending, status=status)
+    except TimeoutError:
+        failure = failures.timed_out(what, deadline, maybe_sent=progress.sending)
+    except ValueError:  # a request aiohttp will not make (credentials in the URL and a header)
+        failure = failures.invalid(what)
     raise failure
 
 
 def raise_for_status(answer: JsonAnswer, *, url: str, service: str) -> None:
-    status = answer.status_code
-    if 200 <= status < 300:
-        return
-    raise OutboundError(
-        f"{service} at {origin(url)} answered {status}: {answer.text}",
-        retryable=status >= 500 or status in RETRYABLE_STATUSES,
-        status_code=status,
-        maybe_delivered=status in GATEWAY_LOST_STATUSES,
-    )
+    if not 200 <= answer.status_code < 300:
+        raise failures.refused(f"{service} at {origin(url)}", answer.status_code, answer.text)
 
 
-def origin(url: str) -> str:
-    """scheme://host:port of `url`: what error messages may show of it."""
+def _parsed(url: str) -> URL | None:
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "an invalid URL"
-    if not parsed.scheme or not parsed.host:
-        return "an invalid URL"
-    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    return f"{parsed.scheme}://{host}:{port}" if port else f"{parsed.scheme}://{host}"
+        return URL(url)
+    except (ValueError, TypeError):
+        return None
 
 
-def _invalid(what: str) -> OutboundError:
-    return OutboundError(
-        f"cannot call {what}: the URL, a header or the body is not valid", retryable=False
-    )
+def _prepared(
+    url: URL | None, method: str, body: Any, headers: dict[str, str]
+) -> tuple[bytes | None, dict[str, str]] | None:
+    """The body (compact UTF-8 JSON) and the headers to send, or None when the URL, a header or
+    the body cannot be sent. A GET sends no body."""
+    if url is None or url.scheme not in PROXY_VARIABLES or not url.raw_host:
+        return None
+    try:
+        if not all(
+            HEADER_NAME.fullmatch(n) and HEADER_VALUE.fullmatch(v) for n, v in headers.items()
+        ):
+            return None
+        if method == "GET":
+            return None, headers
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode(), {"content-type": "application/json", **headers}
+    except (ValueError, TypeError):  # includes a lone surrogate, which UTF-8 cannot carry
+        return None
 
 
-def _failure(
-    error: TimeoutError | httpx.RequestError,
-    what: str,
-    deadline: float,
-    *,
-    maybe_sent: bool,
-    status: int | None,
-) -> OutboundError:
-    """The OutboundError for an exchange that raised `error`; `what` names the server."""
-    if isinstance(error, TimeoutError):
-        return OutboundError(
-            f"{what} did not answer within {deadline:g} s",
-            retryable=True,
-            maybe_delivered=maybe_sent,
-        )
-    if isinstance(error, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
-        # Found only when sending (e.g. a header value h11 refuses); a retry cannot help.
-        return _invalid(what)
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return OutboundError(f"cannot reach {what}: {_reason(error)}", retryable=True)
-    if isinstance(error, httpx.DecodingError):
-        return OutboundError(
-            f"{what} answered with a body that cannot be decoded",
-            retryable=False,
-            status_code=status,
-            maybe_delivered=True,
-        )
-    return OutboundError(
-        f"{what} broke off the call: {_reason(error)}",
-        retryable=True,
-        maybe_delivered=maybe_sent,
-    )
+def _proxy_for(url: URL) -> str | None:
+    """The proxy the environment names for `url`, read per call: a handful of lookups, where
+    aiohttp's trust_env would cost two thread hops per call."""
+    proxy = next(filter(None, map(os.environ.get, PROXY_VARIABLES[url.scheme])), None)
+    if proxy is None or urllib.request.proxy_bypass(url.raw_host or ""):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 class _Progress:
-    """Follows httpcore's trace events to learn whether sending the request began.
-    Reference: https://www.python-httpx.org/advanced/extensions/#trace"""
+    """How far one call got: `sending` once its request's headers began to go out."""
+
+    __slots__ = ("sending",)
 
     def __init__(self) -> None:
-        self.traced = False
         self.sending = False
 
-    async def trace(self, event: str, info: dict[str, Any]) -> None:
-        self.traced = True
-        # The CONNECT of an HTTPS proxy tunnel carries this trace too; it is not our request.
-        if event.endswith(".send_request_headers.started"):
-            request = info.get("request")
-            if getattr(request, "method", b"") != b"CONNECT":
-                self.sending = True
 
-    @property
-    def maybe_sent(self) -> bool:
-        # A transport that reports no events (a test double, say) cannot tell: assume sent.
-        return self.sending or not self.traced
+async def _headers_sent(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    """From here on the server may have the request. aiohttp traces only the requests made
+    through the session: a proxy's CONNECT, which carries nothing of ours, is not one."""
+    if isinstance(progress := context.trace_request_ctx, _Progress):
+        progress.sending = True
 
 
-async def _read_at_most(response: httpx.Response, max_bytes: int, what: str) -> bytes:
+async def _read_at_most(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:
     """The whole body, or OutboundError once it passes `max_bytes`: the rest is never read."""
-    too_large = OutboundError(
-        f"{what} answered more than {max_bytes // 1024} KiB",
-        retryable=False,
-        status_code=response.status_code,
-        maybe_delivered=True,
-    )
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
+    if (response.content_length or 0) > max_bytes:
+        raise failures.too_large(what, max_bytes, response.status)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    while chunk := await response.content.readany():
         size += len(chunk)
         if size > max_bytes:
-            raise too_large
+            raise failures.too_large(what, max_bytes, response.status)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -282,23 +262,3 @@ def _answer(status_code: int, content: bytes) -> JsonAnswer:
     except ValueError:  # includes a body that is not UTF-8
         data = None
     return JsonAnswer(status_code=status_code, data=data, text=text)
-
-
-def _reason(error: httpx.RequestError) -> str:
-    """What went wrong in words that quote nothing of the request: the operating system's
-    reason where there is one ("connection refused"), else the kind of failure."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, socket.gaierror) and cause.strerror:
-            return cause.strerror.lower()  # "name or service not known"
-        if isinstance(cause, OSError) and cause.errno:
-            # asyncio's own strerror quotes the address ("Connect call failed (...)").
-            return os.strerror(cause.errno).lower()
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(error, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(error, httpx.RemoteProtocolError):
-        # h11's words about what the server sent, e.g. "Server disconnected without sending
-        # a response."; they quote the answer, never the request.
-        return str(error) or "it broke the HTTP protocol"
-    return type(error).__name__

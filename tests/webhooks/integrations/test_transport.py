@@ -1,9 +1,9 @@
 """The async outbound transport against real local HTTP servers (tests.fakes, tests.misbehaving)."""
 
 import asyncio
+import gzip
 import threading
 import time
-from typing import Any
 
 import pytest
 
@@ -18,44 +18,10 @@ from tests.misbehaving import (
     silent,
     trickling,
 )
-from webhooks.integrations.transport import JsonAnswer, OutboundError, new_client, post_json
+from tests.webhooks.integrations.calls import failure, options, post, post_in_turn
+from webhooks.integrations.transport import JsonAnswer, new_client, post_json
 
 KEY = "sk-LEAK-CHECK-7f3a9c"
-
-
-async def call(url: str, **options: Any) -> JsonAnswer:
-    async with new_client() as client:
-        return await post_json(client, url, **_options(options))
-
-
-def post(url: str, **options: Any) -> JsonAnswer:
-    return asyncio.run(call(url, **options))
-
-
-def post_twice(url: str, first: dict[str, str], second: dict[str, str]) -> None:
-    async def twice() -> None:
-        async with new_client() as client:
-            await post_json(client, url, **_options({"headers": first}))
-            await post_json(client, url, **_options({"headers": second}))
-
-    asyncio.run(twice())
-
-
-def failure(url: str, **options: Any) -> OutboundError:
-    with pytest.raises(OutboundError) as caught:
-        post(url, **options)
-    return caught.value
-
-
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "body": {"n": 1},
-        "headers": {},
-        "deadline": 5.0,
-        "max_bytes": MiB,
-        "service": "Evolution",
-        **options,
-    }
 
 
 def test_it_posts_json_and_returns_the_status_and_the_parsed_answer():
@@ -82,29 +48,32 @@ def test_an_empty_or_non_json_answer_has_no_data_but_keeps_its_text(body):
     assert answer.text == body.decode(errors="replace")
 
 
+def test_it_decodes_a_compressed_answer():
+    compressed = gzip.compress('{"message": "Olá"}'.encode())
+    behaviour = answering_text(compressed, content_type="application/json", content_encoding="gzip")
+
+    with serve_misbehaving(behaviour) as server:
+        answer = post(server.url)
+
+    assert answer.data == {"message": "Olá"}
+
+
+def test_an_answer_that_cannot_be_decoded_fails_for_good():
+    with serve_misbehaving(answering_text(b"not gzip at all", content_encoding="gzip")) as server:
+        error = failure(server.url)
+
+    assert str(error) == f"Evolution at {server.url} answered with a body that cannot be decoded"
+    assert error.retryable is False
+    assert error.status_code == 200
+    assert error.maybe_delivered is True
+
+
 def test_it_reuses_the_connection_for_the_next_call_to_the_same_server():
     with serve(FakeServer()) as fake:
-        post_twice(fake.url, {}, {})
+        post_in_turn((fake.url, {}), (fake.url, {}))
 
     first, second = fake.requests
     assert first.client_port == second.client_port
-
-
-def test_it_keeps_no_cookie_a_server_sets():
-    with serve(FakeServer(headers={"Set-Cookie": "session=tenant-a; Path=/"})) as fake:
-        post_twice(fake.url, {}, {})
-
-    assert "cookie" not in fake.requests[1].headers
-
-
-def test_it_sends_only_the_headers_of_each_call():
-    with serve(FakeServer()) as fake:
-        post_twice(fake.url, {"apikey": "tenant-a-key"}, {"x-api-key": "tenant-b-key"})
-
-    first, second = (request.headers for request in fake.requests)
-    assert first["apikey"] == "tenant-a-key"
-    assert "apikey" not in second
-    assert second["x-api-key"] == "tenant-b-key"
 
 
 def test_it_follows_no_redirect():
@@ -233,6 +202,25 @@ def test_a_header_that_cannot_be_sent_fails_for_good_without_quoting_it(value):
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("body", [{"n": float("nan")}, {"n": object()}, "\ud800"])
+def test_a_body_that_cannot_be_sent_fails_for_good_before_anything_is_sent(body):
+    with serve(FakeServer()) as fake:
+        error = failure(fake.url, body=body)
+
+    assert str(error) == (
+        f"cannot call Evolution at {fake.url}: the URL, a header or the body is not valid"
+    )
+    assert error.retryable is False
+    assert error.maybe_delivered is False
+    assert fake.requests == []
+
+
+def test_the_tests_stop_a_call_to_another_machine():
+    # tests/conftest.py's guard sits under aiohttp's connect: 192.0.2.1 is TEST-NET-1.
+    with pytest.raises(RuntimeError, match="test tried to reach the network"):
+        post("http://192.0.2.1/message/sendText/acme")
+
+
 def test_no_failure_quotes_the_key_the_userinfo_or_the_query():
     def url_of(base: str) -> str:
         return base.replace("http://", "http://admin:hunter2@") + f"/x?token={KEY}"
@@ -256,7 +244,7 @@ def test_one_client_holds_hundreds_of_calls_open_at_once():
     async def many(count: int) -> list[JsonAnswer]:
         async with new_client() as client:
             calls = [
-                asyncio.create_task(post_json(client, fake.url, **_options({})))
+                asyncio.create_task(post_json(client, fake.url, **options({})))
                 for _ in range(count)
             ]
             # Wait in a thread, so the event loop goes on opening the calls meanwhile.

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from webhooks.integrations.transport import OutboundError, exchange_json, post_json
+from webhooks.integrations.transport import HttpClient, OutboundError, exchange_json, post_json
 
 SERVICE = "the agent"
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -50,7 +48,7 @@ class AgentReply:
 
 
 async def run_agent(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     *,
     base_url: str,
     api_key: str,
@@ -83,7 +81,7 @@ async def run_agent(
 
 
 async def probe_agent(
-    client: httpx.AsyncClient, *, base_url: str, api_key: str, agent: str, deadline: float
+    client: HttpClient, *, base_url: str, api_key: str, agent: str, deadline: float
 ) -> int:
     """The status the agent's run endpoint answers an empty request with, which runs nothing:
     a request without a message is refused as invalid (422) once the key is accepted, and 401

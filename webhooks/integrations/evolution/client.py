@@ -18,9 +18,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from webhooks.integrations.transport import (
+    HttpClient,
     OutboundError,
     exchange_json,
     origin,
@@ -59,7 +58,7 @@ class _SentRecord:
 
 
 async def send_text(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     *,
     base_url: str,
     api_key: str,
@@ -89,7 +88,7 @@ async def send_text(
 
 
 async def find_sent_text(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     *,
     base_url: str,
     api_key: str,
@@ -135,7 +134,7 @@ async def find_sent_text(
 
 
 async def send_presence(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     *,
     base_url: str,
     api_key: str,
@@ -158,7 +157,7 @@ async def send_presence(
 
 
 async def set_webhook(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     *,
     base_url: str,
     api_key: str,
@@ -179,7 +178,7 @@ async def set_webhook(
 
 
 async def find_webhook(
-    client: httpx.AsyncClient, *, base_url: str, api_key: str, instance: str, deadline: float
+    client: HttpClient, *, base_url: str, api_key: str, instance: str, deadline: float
 ) -> WebhookOnFile | None:
     """The instance's webhook configuration, or None when it has none."""
     data = await _call(
@@ -207,7 +206,7 @@ async def find_webhook(
 
 
 async def connection_state(
-    client: httpx.AsyncClient, *, base_url: str, api_key: str, instance: str, deadline: float
+    client: HttpClient, *, base_url: str, api_key: str, instance: str, deadline: float
 ) -> str:
     """The instance's WhatsApp connection: "open", "connecting" or "close" ("" if unsaid)."""
     data = await _call(
@@ -223,7 +222,7 @@ async def connection_state(
 
 
 async def _call(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     url: str,
     *,
     body: dict[str, Any] | None,
