@@ -7,6 +7,11 @@ calls), then answers them all with one Worker.drain() against the fake Agents/Ev
 functions that took the most of that CPU (cProfile).
 
     .venv/bin/python bench/statements.py [--database-url URL] [--messages 500] [--profile]
+        [--in-flight 16] [--web-only]
+
+--in-flight N keeps N webhooks posted at once (as N connections would), so the web's batches
+form as under load; the default, 1, posts them one after another. --web-only stops after the
+web side.
 
 Without --database-url, a fresh SQLite file in a temporary directory; a PostgreSQL database
 named by --database-url is dropped and made anew (use an omnihub_bench* name).
@@ -46,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sql", action="store_true", help="list each statement kind")
+    parser.add_argument("--in-flight", type=int, default=1, help="webhooks posted at once")
+    parser.add_argument("--web-only", action="store_true", help="do not answer them")
     return parser.parse_args()
 
 
@@ -174,13 +181,25 @@ async def main_async(args: argparse.Namespace, fakes_url: str) -> None:
         assert await post(application, "/webhook/evolution/bench", body) == 200
     await worker.drain()
     with Side("web", args.profile) as web:
-        for body in bodies[20:]:
-            status = await post(application, "/webhook/evolution/bench", body)
-            assert status == 200, status
+        await post_all(application, bodies[20:], args.in_flight)
+    print(web.report(args.messages, args.top, args.sql))
+    if args.web_only:
+        return
     with Side("worker", args.profile) as answering:
         await worker.drain()
-    print(web.report(args.messages, args.top, args.sql))
     print(answering.report(args.messages, args.top, args.sql))
+
+
+async def post_all(application: Any, bodies: list[bytes], in_flight: int) -> None:
+    """Post every body, `in_flight` at a time: each poster sends its next once answered."""
+    queued = iter(bodies)
+
+    async def poster() -> None:
+        for body in queued:
+            status = await post(application, "/webhook/evolution/bench", body)
+            assert status == 200, status
+
+    await asyncio.gather(*(poster() for _ in range(in_flight)))
 
 
 def _setup(call_command: Callable[..., Any], fakes_url: str) -> None:
@@ -189,7 +208,7 @@ def _setup(call_command: Callable[..., Any], fakes_url: str) -> None:
         "instance_add", "--name", "bench", "--whatsapp-instance", "bench",
         "--evolution-url", fakes_url, "--evolution-key", "k", "--agent-api-url", fakes_url,
         "--agent-api-key", "k", "--default-agent", "bot", "--agent-timeout", "30",
-        "--webhook-secret", WEBHOOK_SECRET,
+        "--webhook-secret", WEBHOOK_SECRET, stdout=io.StringIO(),
     )  # fmt: skip
 
 

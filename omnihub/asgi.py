@@ -2,10 +2,14 @@ import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+
+from omnihub.middleware import WEBHOOK_PATH_PREFIX
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnihub.settings")
 
@@ -83,6 +87,31 @@ class BoundedRequests:
                 return b"".join(chunks)
 
 
+class SharedSyncThread:
+    """The requests whose path starts with `prefix` do their sync work on one long-lived
+    thread, shared by all of them.
+
+    Django runs a request's sync parts on a thread made for that request (its
+    ThreadSensitiveContext), started and joined around it. A webhook's only sync parts are
+    Django's own request signals (its view is async; its database work runs on the database
+    threads, omnihub.db_threads), which take microseconds: making and joining a thread for
+    them cost each webhook more CPU than they do. Sync views (the admin's, the API's) keep a
+    thread each, so that one slow page does not hold up the next."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        # One call at a time on one thread, as ThreadSensitiveContext requires of an executor.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-sync")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        async with ThreadSensitiveContext(executor=self._thread):
+            await self.app(scope, receive, send)
+
+
 def _replaying(body: bytes, receive: Receive) -> Receive:
     """The body, already read, as one message; then the client's own messages (a disconnect),
     which Django listens for while it answers."""
@@ -123,7 +152,7 @@ async def _answer(send: Send, status: int, detail: str) -> None:
 
 django_application = get_asgi_application()
 application = BoundedRequests(
-    django_application,
+    SharedSyncThread(django_application, WEBHOOK_PATH_PREFIX),
     settings.WEB_MAX_REQUESTS,
     body_timeout=settings.WEB_BODY_TIMEOUT,
     max_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,

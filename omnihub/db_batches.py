@@ -9,6 +9,7 @@ calls arrive faster than runs end.
 """
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +32,22 @@ class _LoopState[T, R]:
 
     waiting: list[_Waiting[T, R]] = field(default_factory=list)
     running: int = 0
+    ended_at: float = float("-inf")  # when the last run ended, in the loop's time
+    start: asyncio.TimerHandle | None = None  # a run due to start after its pause
 
 
 class Batched[T, R]:
     """`function(items)` run on a database thread for the items of many callers at once.
 
     `function` returns one outcome per item, in order: a result, or an exception that only that
-    item's caller gets. An exception it raises itself goes to every caller of that run. At most
-    `runs` runs are under way at once (per event loop), each with at most `max_items` items.
+    item's caller gets. It must do all of its work or none (one transaction): when it raises,
+    each of the run's items is run again by itself, and an item that raises alone gets its own
+    error. At most `runs` runs are under way at once (per event loop), each with at most
+    `max_items` items.
+
+    With a `pause`, a run starts no sooner than that many seconds after the previous one ended:
+    while calls keep coming, they gather for fewer, larger runs, at the cost of that much
+    latency; a call after a quiet spell still starts a run at once.
     """
 
     def __init__(
@@ -47,10 +56,12 @@ class Batched[T, R]:
         *,
         max_items: int = 100,
         runs: int = 1,
+        pause: float = 0.0,
     ) -> None:
         self.function = function
         self.max_items = max_items
         self.runs = runs
+        self.pause = pause
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState[T, R]] = (
             weakref.WeakKeyDictionary()
         )
@@ -62,27 +73,56 @@ class Batched[T, R]:
             state = self._loops[loop] = _LoopState()
         waiting = _Waiting[T, R](item, loop.create_future())
         state.waiting.append(waiting)
-        if state.running < self.runs:
-            self._start(loop, state)
+        self._start_when_due(loop, state)
         return await waiting.future
+
+    def _start_when_due(self, loop: asyncio.AbstractEventLoop, state: _LoopState[T, R]) -> None:
+        # A caller that stopped waiting before its run began is not run at all.
+        state.waiting = [waiting for waiting in state.waiting if not waiting.future.done()]
+        if not state.waiting or state.running >= self.runs or state.start is not None:
+            return
+        wait = state.ended_at + self.pause - loop.time()
+        if wait > 0:
+            state.start = loop.call_later(wait, self._start_paused, loop, state)
+        else:
+            self._start(loop, state)
+
+    def _start_paused(self, loop: asyncio.AbstractEventLoop, state: _LoopState[T, R]) -> None:
+        state.start = None
+        self._start_when_due(loop, state)
 
     def _start(self, loop: asyncio.AbstractEventLoop, state: _LoopState[T, R]) -> None:
         taken = state.waiting[: self.max_items]
         del state.waiting[: self.max_items]
         state.running += 1
-        run = loop.create_task(run_in_db_thread(self.function, [w.item for w in taken]))
-        run.add_done_callback(lambda done: self._settle(loop, state, taken, done))
 
-    def _settle(
+        def settle(run: "asyncio.Task[Sequence[Outcome[R]]]") -> None:
+            state.running -= 1
+            state.ended_at = loop.time()
+            self._start_when_due(loop, state)
+            if run.cancelled() or run.exception() is None or len(taken) == 1:
+                self._settle(taken, run)
+                return
+            # One item may have failed the whole run: each is run again by itself, so that an
+            # error is only its own caller's.
+            for waiting in taken:
+                alone = [waiting]
+                self._run(loop, alone, functools.partial(self._settle, alone))
+
+        self._run(loop, taken, settle)
+
+    def _run(
         self,
         loop: asyncio.AbstractEventLoop,
-        state: _LoopState[T, R],
         taken: list[_Waiting[T, R]],
-        run: "asyncio.Task[Sequence[Outcome[R]]]",
+        settle: Callable[["asyncio.Task[Sequence[Outcome[R]]]"], None],
     ) -> None:
-        state.running -= 1
-        if state.waiting:
-            self._start(loop, state)
+        run = loop.create_task(run_in_db_thread(self.function, [w.item for w in taken]))
+        run.add_done_callback(settle)
+
+    def _settle(
+        self, taken: list[_Waiting[T, R]], run: "asyncio.Task[Sequence[Outcome[R]]]"
+    ) -> None:
         if run.cancelled():
             outcomes: Sequence[Outcome[R]] = [asyncio.CancelledError()] * len(taken)
         elif (error := run.exception()) is not None:
@@ -91,8 +131,7 @@ class Batched[T, R]:
             outcomes = run.result()
             if len(outcomes) != len(taken):
                 mismatch = RuntimeError(
-                    f"{self.function.__qualname__} gave {len(outcomes)} outcomes for "
-                    f"{len(taken)} items"
+                    f"{self.function!r} gave {len(outcomes)} outcomes for {len(taken)} items"
                 )
                 outcomes = [mismatch] * len(taken)
         for waiting, outcome in zip(taken, outcomes, strict=True):

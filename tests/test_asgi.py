@@ -1,11 +1,12 @@
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 
-from omnihub.asgi import BoundedRequests
+from omnihub.asgi import BoundedRequests, SharedSyncThread
 
 HTTP = {"type": "http", "headers": []}
 
@@ -182,3 +183,39 @@ def test_a_client_gone_before_its_body_arrived_is_not_answered():
     async_to_sync(_bounded(_answer_ok))(HTTP, gone, answers)
 
     assert answers.messages == []
+
+
+def _threads_of_sync_work(paths: list[str]) -> list[threading.Thread]:
+    """The thread that ran the sync work (a thread-sensitive call, as Django's request signals
+    are) of a request to each path, each request in a ThreadSensitiveContext of its own, as
+    Django's ASGI handler gives it."""
+    threads: list[threading.Thread] = []
+
+    async def django_like(scope: dict[str, Any], receive: object, send: object) -> None:
+        async with ThreadSensitiveContext():
+            threads.append(await sync_to_async(threading.current_thread)())
+
+    app = SharedSyncThread(django_like, "/webhook/")
+
+    async def serve_all() -> None:
+        requests = [app({**HTTP, "path": path}, _empty_body, _discard) for path in paths]
+        await asyncio.gather(*requests)
+
+    # A loop of its own, as a server's: under async_to_sync every thread-sensitive call would
+    # run on the calling thread.
+    asyncio.run(serve_all())
+    return threads
+
+
+def test_webhooks_share_one_thread_for_their_sync_work():
+    threads = _threads_of_sync_work(["/webhook/evolution/a", "/webhook/evolution/b"] * 2)
+
+    assert len(set(threads)) == 1
+    assert threads[0].name.startswith("webhook-sync")
+
+
+def test_other_requests_keep_a_thread_each_for_their_sync_work():
+    threads = _threads_of_sync_work(["/admin/", "/api/v1/instances", "/webhook/evolution/a"])
+
+    assert len(set(threads)) == 3
+    assert not any(thread.name.startswith("webhook-sync") for thread in threads[:2])

@@ -108,7 +108,7 @@ def test_a_run_with_the_wrong_number_of_outcomes_fails_its_calls():
     assert "gave 0 outcomes for 1 items" in str(results[0])
 
 
-def test_a_caller_that_stops_waiting_leaves_the_others_their_results():
+def test_a_caller_that_stops_waiting_before_its_run_is_left_out_of_it():
     recorder = Recorder(hold_first=True)
     batched = Batched(recorder)
 
@@ -127,4 +127,45 @@ def test_a_caller_that_stops_waiting_leaves_the_others_their_results():
 
     assert left
     assert results == [10, 30]
-    assert recorder.runs == [[1], [2, 3]]
+    assert recorder.runs == [[1], [3]]
+
+
+def test_with_a_pause_a_call_after_a_quiet_spell_runs_at_once_and_later_ones_wait_for_it():
+    recorder = Recorder()
+    batched = Batched(recorder, pause=3600)
+
+    async def scenario() -> tuple[int, list[list[int]]]:
+        first = await batched(1)  # nothing ran before: at once
+        later = [asyncio.create_task(batched(item)) for item in (2, 3)]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        runs_meanwhile = [list(run) for run in recorder.runs]
+        for task in later:
+            task.cancel()
+        return first, runs_meanwhile
+
+    first, runs_meanwhile = async_to_sync(scenario)()
+
+    assert first == 10
+    assert runs_meanwhile == [[1]]  # 2 and 3 wait for the pause to end, together
+
+
+def test_an_item_that_fails_its_run_fails_alone_and_the_others_are_run_again_without_it():
+    class AllOrNothing(Recorder):
+        def __call__(self, items: list[int]) -> list[int | BaseException]:
+            outcomes = super().__call__(items)
+            if any(isinstance(outcome, LookupError) for outcome in outcomes):
+                raise LookupError(f"the run of {items} was undone")
+            return outcomes
+
+    recorder = AllOrNothing(hold_first=True)
+    batched = Batched(recorder)
+
+    held, *behind = async_to_sync(_calls_queued_behind_a_held_run)(batched, recorder, 1, [2, -3, 4])
+
+    assert held == 10
+    assert (behind[0], behind[2]) == (20, 40)
+    assert isinstance(behind[1], LookupError)
+    assert str(behind[1]) == "the run of [-3] was undone"
+    assert recorder.runs[:2] == [[1], [2, -3, 4]]
+    assert sorted(recorder.runs[2:]) == [[-3], [2], [4]]

@@ -6,7 +6,8 @@ that does not prove it comes from the tenant's Evolution is answered 401: a forg
 retry, and nothing of it is stored.
 
 The view is async so that a webhook costs no thread of its own: its database work runs on the
-web process's few database threads, which keep their connections (omnihub.db_threads).
+web process's few database threads, which keep their connections (omnihub.db_threads), together
+with that of the webhooks that arrive meanwhile (webhooks.inbound.intake).
 """
 
 import logging
@@ -19,10 +20,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from instances.selectors import TenantNotFoundError
-from omnihub.db_threads import run_in_db_thread
 from omnihub.json_input import InvalidJsonError, decode_json
 from webhooks.inbound.authentication import WebhookCredentials, WebhookRejectedError
-from webhooks.inbound.intake import handle_webhook_for
+from webhooks.inbound.intake import Webhook, receive_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def evolution_webhook(request: HttpRequest, name: str = "", event: str = "
         return JsonResponse({"detail": "the body must be a JSON object"}, status=400)
     credentials = WebhookCredentials.from_headers(request.headers)
     try:
-        outcome = await run_in_db_thread(handle_webhook_for, name, event, payload, credentials)
+        outcome = await receive_webhook(Webhook(name, event, payload, credentials))
     except TenantNotFoundError as error:
         return JsonResponse({"detail": str(error)}, status=404)
     except WebhookRejectedError as error:

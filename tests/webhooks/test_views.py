@@ -100,7 +100,7 @@ def test_a_chat_s_messages_share_one_conversation():
 def test_a_conversation_whose_first_message_was_not_stored_is_not_remembered():
     InstanceConfigFactory.create(name="acme")
     payload = evolution_payload("text_pn")
-    down = mock.patch.object(Message, "save", side_effect=OperationalError("x"))
+    down = mock.patch.object(Message.objects, "bulk_create", side_effect=OperationalError("x"))
     with down:
         # Evolution retries a 503: the message is not lost.
         assert post("/webhook/evolution/acme", with_message_id(payload, "FIRST")).status_code == 503

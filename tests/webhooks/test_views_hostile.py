@@ -152,7 +152,7 @@ def test_a_nul_in_the_tenant_name_is_answered_400(acme):
 
 def test_an_error_storing_a_message_is_not_reported_as_an_unknown_tenant(acme, caplog):
     refused = IntegrityError("CHECK constraint failed")
-    with mock.patch.object(Message, "save", side_effect=refused):
+    with mock.patch.object(Message.objects, "bulk_create", side_effect=refused):
         response = post_json("/webhook/evolution/acme", evolution_payload("text_pn"))
 
     assert response.status_code == 503

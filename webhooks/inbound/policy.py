@@ -13,7 +13,7 @@ from datetime import datetime
 
 from instances.selectors import TenantRef
 from webhooks.conversations import pausing, takeover
-from webhooks.conversations.chat_state import lock_chat_state, note_contact_name
+from webhooks.conversations.chat_state import ChatState
 from webhooks.inbound import access, rate_limit, staleness, start_over, unsupported
 from webhooks.inbound.parsing import IncomingMessage, MessageKind
 from webhooks.inbound.screening import FOR_THE_AGENT, Canned, Screening
@@ -57,34 +57,51 @@ def screen(tenant: TenantRef, incoming: IncomingMessage, *, now: datetime) -> Sc
     )
 
 
-def admit(message: Message, screening: Screening, tenant: TenantRef, *, now: datetime) -> None:
+def admit(
+    message: Message, screening: Screening, tenant: TenantRef, chat: ChatState, *, now: datetime
+) -> None:
     """The rules that read the chat, applied to `message` before it is stored: call it in the
-    transaction that stores it, once its conversation is known, before the chat is marked
-    ready. The chat's row is locked first, as in every transaction that stores a message."""
-    conversation_id = message.conversation_id
+    transaction that stores it, with `chat` read under the chat's row lock
+    (chat_state.lock_chats) and the chat not yet marked ready. The messages of one chat stored
+    together are admitted in arrival order: `chat` is as the earlier ones left it, and this
+    one's effects on it are noted for the next."""
     if screening.pause_until is not None:
-        pausing.extend_pause(conversation_id, until=screening.pause_until)
-    if not screening.by_contact:
-        return
-    chat = lock_chat_state(conversation_id, now=now)
-    if message.push_name and message.push_name != chat.contact_name:
-        note_contact_name(conversation_id, message.push_name)
+        pausing.extend_pause(chat.id, until=screening.pause_until)
+        # Read again, as stored: whether that pauses the chat now is pausing's to say.
+        chat.is_paused = pausing.is_paused(chat.id, now=now)
+    if screening.by_contact:
+        _admit_from_contact(message, screening, tenant, chat, now=now)
+    if rate_limit.counts(message):
+        chat.recent_messages += 1
+
+
+def contact_name(message: Message, screening: Screening) -> str:
+    """The name the chat's contact goes by after `message`; "" when it says nothing of it."""
+    return message.push_name if screening.by_contact else ""
+
+
+def _admit_from_contact(
+    message: Message, screening: Screening, tenant: TenantRef, chat: ChatState, *, now: datetime
+) -> None:
+    chat.contact_name = contact_name(message, screening) or chat.contact_name
     if message.status != Message.Status.RECEIVED:
         return  # ignored, or with nowhere to send a reply (failed)
+    message.session_generation = chat.session_generation
     if chat.is_paused:
         _not_answered(message, Message.Status.PAUSED, pausing.PAUSED_ON_ARRIVAL)
-    elif rate_limit.is_over_limit(tenant, conversation_id, now=now):
+    elif rate_limit.is_over_limit(tenant, chat.recent_messages):
         if tenant.rate_limited_reply and rate_limit.reply_due(chat.rate_limited_reply_at, now=now):
-            rate_limit.note_reply(conversation_id, now=now)
+            rate_limit.note_reply(chat.id, now=now)
+            chat.rate_limited_reply_at = now
             kind = Message.CannedReply.RATE_LIMITED
             _answer_with(message, Canned(kind, tenant.rate_limited_reply, rate_limit.REASON))
         else:
             _not_answered(message, Message.Status.IGNORED, rate_limit.REASON)
     elif screening.canned is not None:
         if screening.canned.kind == Message.CannedReply.RESET:
-            start_over.start_new_session(conversation_id)
+            start_over.start_new_session(chat.id)
+            chat.session_generation += 1
         _answer_with(message, screening.canned)
-    message.session_generation = chat.session_generation
 
 
 def _not_answered(message: Message, status: Message.Status, reason: str) -> None:

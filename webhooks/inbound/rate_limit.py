@@ -4,10 +4,14 @@ one runaway contact, or two bots answering each other, from using up the tenant'
 
 Counted in the database, over the last hour, so the limit holds however many web processes
 take the chat's webhooks: each count runs under the chat's row lock (see
-webhooks.inbound.policy), so two messages arriving at once are counted one after the other.
+webhooks.inbound.policy), so two messages arriving at once are counted one after the other;
+the messages stored with it in the same transaction are counted as they are admitted.
 """
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
+
+from django.db.models import Count
 
 from instances.selectors import TenantRef
 from webhooks.models import Conversation, Message
@@ -19,13 +23,31 @@ _UNCOUNTED = (Message.Status.IGNORED, Message.Status.PAUSED)
 REASON = "rate limited: too many messages from this contact in the last hour"
 
 
-def is_over_limit(tenant: TenantRef, conversation_id: int, *, now: datetime) -> bool:
-    """Whether the chat's next message would be over the tenant's limit."""
+def recent_counts(conversation_ids: Collection[int], *, now: datetime) -> dict[int, int]:
+    """How many messages of each chat count towards the limit now; a chat with none is left
+    out. Call it under the chats' row locks."""
+    recent = Message.objects.filter(
+        conversation_id__in=conversation_ids, received_at__gte=now - WINDOW
+    ).exclude(status__in=_UNCOUNTED)
+    return dict(
+        # order_by(): a message's default order (by id) would be grouped by too.
+        recent.order_by()
+        .values_list("conversation_id")
+        .annotate(n=Count("pk"))
+        .values_list("conversation_id", "n")
+    )
+
+
+def counts(message: Message) -> bool:
+    """Whether `message`, as it is stored, counts towards its chat's limit."""
+    return message.status not in _UNCOUNTED
+
+
+def is_over_limit(tenant: TenantRef, recent_messages: int) -> bool:
+    """Whether the chat's next message would be over the tenant's limit, given how many of
+    its messages count now (`recent_counts`)."""
     limit = tenant.max_messages_per_hour
-    if not limit:
-        return False
-    recent = Message.objects.filter(conversation_id=conversation_id, received_at__gte=now - WINDOW)
-    return recent.exclude(status__in=_UNCOUNTED).count() >= limit
+    return bool(limit) and recent_messages >= limit
 
 
 def reply_due(last_replied_at: datetime | None, *, now: datetime) -> bool:
