@@ -227,6 +227,9 @@ EVOLUTION_TIMEOUT = env.float("EVOLUTION_TIMEOUT", default=15.0)
 # WhatsApp shows "typing…" for about 25 s after each presence update: while the agent thinks,
 # Omnihub renews it this often (a constant; tests make it short).
 TYPING_REFRESH_SECONDS = 20.0
+# ... from this long after the agent was asked: an answer that comes sooner needs no "typing…",
+# and each presence call costs Evolution a number lookup and a WhatsApp update.
+TYPING_AFTER_SECONDS = 1.0
 # A worker's hold on a chat lasts this long and is renewed while the worker lives, so the chats
 # of a worker that died are taken up by another within about this many seconds.
 LEASE_SECONDS = env.float("LEASE_SECONDS", default=60.0)

@@ -24,3 +24,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
             "OMNIHUB_TEST_DB", os.path.join(tempfile.gettempdir(), f"omnihub-test-{os.getpid()}.db")
         )
     }
+
+# Typing shows at once, so tests see it without waiting (tests of the wait set it themselves).
+TYPING_AFTER_SECONDS = 0.0

@@ -1,5 +1,6 @@
 """Typing while the agent thinks: with the tenant's `show_typing` on, the user sees "typing…"
-from the moment the agent is asked until it answers.
+from TYPING_AFTER_SECONDS after the agent was asked until it answers (an agent that answers
+sooner needs none).
 
 Evolution holds a presence call open for its whole `delay`, so the calls run as a task of
 their own beside the agent call, renewed every TYPING_REFRESH_SECONDS, and the task is
@@ -31,14 +32,19 @@ async def while_thinking(client: HttpClient, message: Message) -> AsyncIterator[
     if show is None:
         yield
         return
-    task = asyncio.create_task(
-        _keep_showing(show, every=settings.TYPING_REFRESH_SECONDS, chat=message.conversation_id)
+    every, chat = settings.TYPING_REFRESH_SECONDS, message.conversation_id
+    tasks: list[asyncio.Task[None]] = []
+    start = asyncio.get_running_loop().call_later(
+        settings.TYPING_AFTER_SECONDS,
+        lambda: tasks.append(asyncio.create_task(_keep_showing(show, every=every, chat=chat))),
     )
     try:
         yield
     finally:
-        # Not awaited: a presence call held open must not hold up the reply.
-        task.cancel()
+        start.cancel()
+        for task in tasks:
+            # Not awaited: a presence call held open must not hold up the reply.
+            task.cancel()
 
 
 async def _keep_showing(show: Callable[[], Awaitable[None]], *, every: float, chat: int) -> None:

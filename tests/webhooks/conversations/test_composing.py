@@ -91,6 +91,34 @@ def test_a_failing_typing_call_is_one_warning_and_the_reply_still_goes_out(
     assert "answered 500" in warnings[0].getMessage()
 
 
+def test_no_typing_is_shown_for_an_agent_that_answers_before_typing_is_due(
+    agent, evolution, tenant_at, settings
+):
+    settings.TYPING_AFTER_SECONDS = 60
+    tenant_at(name="acme", show_typing=True)
+
+    post_webhook("acme", evolution_payload("text_pn"))
+    answer_all()
+
+    assert presences(evolution) == []
+    assert len(sends(evolution)) == 1
+
+
+def test_typing_shows_once_the_agent_has_thought_for_a_while(agent, evolution, tenant_at, settings):
+    settings.TYPING_AFTER_SECONDS = 0.2
+    tenant_at(name="acme", show_typing=True)
+    agent.gate, agent.gate_prefix = threading.Event(), "/api/v1/agent/"
+
+    with running(a_worker()) as worker:
+        post_webhook("acme", evolution_payload("text_pn"))
+        assert [r.path for r in evolution.wait_for(1)] == ["/chat/sendPresence/acme-sales"]
+        agent.gate.set()
+        assert worker.idle.wait(10)
+
+    assert len(presences(evolution)) == 1
+    assert len(sends(evolution)) == 1
+
+
 def test_no_typing_is_shown_when_the_tenant_turns_it_off(agent, evolution, tenant_at):
     tenant_at(name="acme", show_typing=False)
 
