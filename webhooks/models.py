@@ -20,6 +20,9 @@ class Conversation(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
+    # Counts the times the chat was made ready (leases.mark_ready): a worker that finds it
+    # unchanged at the end of a turn knows nothing was queued in the chat meanwhile.
+    times_queued = models.PositiveBigIntegerField(default=0, editable=False)
     # While paused the bot stays quiet in this chat (webhooks.conversations.pausing): until
     # `paused_until`, or for good while `paused_until_resumed` is set.
     paused_until = models.DateTimeField(null=True, blank=True)

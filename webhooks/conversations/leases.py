@@ -5,7 +5,7 @@ writes `Conversation.ready_at` and its lease.
 - A worker claims ready chats whose lease is free (`claim_ready`); a lease that expired is free,
   so the chats of a worker that died are simply claimable again, with no separate sweep.
 - The holder renews its leases while it lives (`renew`), and hands a chat back under the
-  chat's row lock once it has nothing left to do now (`hand_back`).
+  chat's row lock (`lock_held`) once it has nothing left to do now (`hand_back`).
 
 Why the row lock: a webhook's `mark_ready` always writes the row, so it and `hand_back` take
 turns on it. Either the webhook commits first, and the holder, locking the row after it, sees
@@ -13,11 +13,13 @@ the new message; or the holder hands back first, and the webhook's write, applie
 as the holder left it, marks the chat ready again. No message is stranded in between.
 """
 
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import DateTimeField, Q, Value
+from django.db.models import DateTimeField, F, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
@@ -25,6 +27,9 @@ from webhooks.models import Conversation
 
 # PostgreSQL delivers a NOTIFY at commit, and not at all on rollback.
 WAKE_UP_CHANNEL = "omnihub_conversations"
+
+# What a caller reads of each chat it locks, by name: expressions annotated on its row.
+type Reading = Mapping[str, Any]
 
 
 def lease_held(now: datetime) -> Q:
@@ -37,58 +42,82 @@ def ready(now: datetime) -> Q:
     return Q(ready_at__lte=now) & ~lease_held(now)
 
 
-def mark_ready(conversation_id: int, *, now: datetime, new_message: bool = True) -> None:
-    """Make the conversation ready for a worker; call it in the transaction that stores its
-    new message (or, for a person's retry, that queues an old one again).
+def mark_ready(*conversation_ids: int, now: datetime, new_message: bool = True) -> None:
+    """Make the conversations ready for a worker; call it in the transaction that stores their
+    new messages (or, for a person's retry, that queues an old one again). For several, lock
+    their rows first, in id order (webhooks.conversations.chat_state.lock_chats): this UPDATE
+    alone would take them in whatever order the database meets them.
 
-    The row is written even when the chat is already ready (see the module's docstring), and a
+    A row is written even when the chat is already ready (see the module's docstring), and a
     retry time already set is kept: a chat's later messages wait behind its retry. A person's
     retry (not a `new_message`) makes the chat ready now even so: they asked for a try now.
     """
+    if not conversation_ids:
+        return
     at = Value(now, output_field=DateTimeField())
     changes: dict[str, object] = {
-        "ready_at": Coalesce("ready_at", at) if new_message else Least(Coalesce("ready_at", at), at)
+        "ready_at": Coalesce("ready_at", at)
+        if new_message
+        else Least(Coalesce("ready_at", at), at),
+        "times_queued": F("times_queued") + 1,
     }
     if new_message:
         changes["last_message_at"] = now
-    Conversation.objects.filter(pk=conversation_id).update(**changes)
+    Conversation.objects.filter(pk__in=conversation_ids).update(**changes)
     if connection.vendor == "postgresql":
+        # One wake-up for all of them: a worker that wakes claims every ready chat.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [WAKE_UP_CHANNEL])
 
 
-def note_message(conversation_id: int, *, now: datetime) -> None:
-    """Record a message that needs no answer (an ignored one) on its conversation."""
-    Conversation.objects.filter(pk=conversation_id).update(last_message_at=now)
+def note_message(*conversation_ids: int, now: datetime) -> None:
+    """Record a message that needs no answer (an ignored one) on each conversation."""
+    if conversation_ids:
+        Conversation.objects.filter(pk__in=conversation_ids).update(last_message_at=now)
 
 
 def claim_ready(
     worker_id: str, *, limit: int, lease_seconds: float, holding: Collection[int] = ()
 ) -> list[int]:
     """Lease up to `limit` ready conversations to `worker_id`, the longest waiting first, none
-    of those it is `holding` (its own lease may have run out while it is still answering).
-
-    On PostgreSQL, SKIP LOCKED lets workers on several machines claim side by side, never the
-    same chat; SQLite runs one write transaction at a time, so claims there take turns.
-    """
-    now = timezone.now()
-    claimable = Conversation.objects.filter(ready(now)).exclude(pk__in=holding)
-    # Looked at first outside a transaction: on SQLite a write transaction takes the database's
-    # one write lock, which the webhooks storing messages wait for.
-    if not claimable.exists():
+    of those it is `holding` (its own lease may have run out while it is still answering)."""
+    if not any_claimable(holding):
         return []
     with transaction.atomic():
-        locked = (
-            claimable.order_by("ready_at")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
-        claimed = list(locked[:limit])
-        if claimed:
-            Conversation.objects.filter(pk__in=claimed).update(
-                lease_owner=worker_id, leased_until=now + timedelta(seconds=lease_seconds)
-            )
-    return claimed
+        claimed = take_leases(worker_id, limit=limit, lease_seconds=lease_seconds, holding=holding)
+        return list(claimed.order_by("ready_at").values_list("pk", flat=True))
+
+
+def any_claimable(holding: Collection[int] = ()) -> bool:
+    """Whether a chat is ready to be claimed. Looked at before a claim's transaction: on SQLite
+    a write transaction takes the database's one write lock, which webhooks wait for."""
+    return _claimable(timezone.now(), holding).exists()
+
+
+def take_leases(
+    worker_id: str, *, limit: int, lease_seconds: float, holding: Collection[int] = ()
+) -> QuerySet[Conversation]:
+    """claim_ready's claim, in the caller's transaction: the chats claimed, the longest waiting
+    first, as a queryset the caller reads what it needs of, in a statement after the claim.
+
+    On PostgreSQL, SKIP LOCKED lets workers on several machines claim side by side, never the
+    same chat; SQLite runs one write transaction at a time, so claims there take turns. The
+    claim is one UPDATE of the rows its subquery locks; the same conditions in its own WHERE
+    are checked again on a row another claim changed meanwhile.
+    """
+    assert connection.in_atomic_block, "the claim is made under the rows' locks"
+    now = timezone.now()
+    claimable = _claimable(now, holding)
+    locked = claimable.order_by("ready_at").select_for_update(skip_locked=True).values("pk")
+    until = now + timedelta(seconds=lease_seconds)
+    claimable.filter(pk__in=Subquery(locked[:limit])).update(
+        lease_owner=worker_id, leased_until=until
+    )
+    return Conversation.objects.filter(lease_owner=worker_id, leased_until=until)
+
+
+def _claimable(now: datetime, holding: Collection[int]) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(ready(now)).exclude(pk__in=holding)
 
 
 def renew(worker_id: str, conversation_ids: list[int], *, lease_seconds: float) -> set[int]:
@@ -96,40 +125,64 @@ def renew(worker_id: str, conversation_ids: list[int], *, lease_seconds: float) 
     worker took over meanwhile (those handed back, by their owner, are neither)."""
     now = timezone.now()
     chats = Conversation.objects.filter(pk__in=conversation_ids)
-    chats.filter(lease_owner=worker_id).update(leased_until=now + timedelta(seconds=lease_seconds))
+    with transaction.atomic():
+        mine = _lock_in_order(chats.filter(lease_owner=worker_id))
+        Conversation.objects.filter(pk__in=mine).update(
+            leased_until=now + timedelta(seconds=lease_seconds)
+        )
     return set(chats.exclude(lease_owner__in=[worker_id, ""]).values_list("pk", flat=True))
 
 
-def lock_if_held(conversation_id: int, worker_id: str) -> bool:
-    """Lock the conversation's row for this transaction if `worker_id` still owns its lease.
+def lock_held(
+    worker_id: str, conversation_ids: Collection[int], *, reading: Reading
+) -> dict[int, dict[str, Any]]:
+    """Lock, for this transaction and in id order, the rows of those of `conversation_ids`
+    whose lease `worker_id` still owns; returns them, each with what `reading` names (e.g.
+    {"is_paused": pausing.paused(now)}), read under the same lock.
 
-    The lock does not block storing the chat's messages (FOR NO KEY UPDATE), only another
-    `mark_ready` or hand-back of the same chat."""
+    The lock does not block storing the chats' messages (FOR NO KEY UPDATE), only another
+    `mark_ready`, pause or hand-back of the same chats."""
     assert connection.in_atomic_block, "the lock lasts only as long as a transaction"
-    return (
-        Conversation.objects.select_for_update(no_key=True)
-        .filter(pk=conversation_id, lease_owner=worker_id)
-        .values_list("pk", flat=True)
-        .first()
-        is not None
+    chats = Conversation.objects.select_for_update(no_key=True).filter(
+        pk__in=conversation_ids, lease_owner=worker_id
     )
+    return _read(chats.order_by("pk"), reading)
 
 
-def hand_back(conversation_id: int, worker_id: str, *, ready_at: datetime | None) -> None:
-    """Let go of the conversation, ready again at `ready_at` (None: nothing is pending).
-    Call it after `lock_if_held`, in the same transaction."""
-    Conversation.objects.filter(pk=conversation_id, lease_owner=worker_id).update(
-        lease_owner="", leased_until=None, ready_at=ready_at
-    )
+def _read(chats: QuerySet[Conversation], reading: Reading) -> dict[int, dict[str, Any]]:
+    rows = chats.annotate(**reading).values("pk", *reading)
+    return {row.pop("pk"): row for row in rows}
+
+
+def hand_back(worker_id: str, ready_at: Mapping[int, datetime | None]) -> None:
+    """Let go of each conversation, ready again at its `ready_at` (None: nothing is pending).
+    Call it after `lock_held`, in the same transaction."""
+    by_time: dict[datetime | None, list[int]] = defaultdict(list)
+    for conversation_id, at in ready_at.items():
+        by_time[at].append(conversation_id)
+    for at, conversation_ids in by_time.items():
+        Conversation.objects.filter(pk__in=conversation_ids, lease_owner=worker_id).update(
+            lease_owner="", leased_until=None, ready_at=at
+        )
 
 
 def release(worker_id: str, conversation_ids: list[int]) -> int:
     """Let go of conversations whose work was cut short (shutdown), ready for another worker
     at once; returns how many were let go."""
     now = Value(timezone.now(), output_field=DateTimeField())
-    return Conversation.objects.filter(pk__in=conversation_ids, lease_owner=worker_id).update(
-        lease_owner="", leased_until=None, ready_at=Coalesce("ready_at", now)
-    )
+    with transaction.atomic():
+        mine = _lock_in_order(
+            Conversation.objects.filter(pk__in=conversation_ids, lease_owner=worker_id)
+        )
+        return Conversation.objects.filter(pk__in=mine).update(
+            lease_owner="", leased_until=None, ready_at=Coalesce("ready_at", now)
+        )
+
+
+def _lock_in_order(chats: QuerySet[Conversation]) -> list[int]:
+    """Lock `chats`' rows in id order, as every transaction that locks several does: two that
+    took the same rows in different orders could each wait for the other."""
+    return list(chats.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
 
 
 def soonest_ready_at() -> datetime | None:

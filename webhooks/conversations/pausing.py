@@ -18,7 +18,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import BooleanField, Case, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from webhooks.models import Conversation, Message
@@ -39,11 +39,10 @@ def paused(now: datetime) -> Q:
     return Q(paused_until_resumed=True) | Q(paused_until__gt=now)
 
 
-def is_paused_expression(now: datetime) -> Case:
-    """`paused(now)` as a column a query can select."""
-    return Case(
-        When(paused(now), then=Value(True)), default=Value(False), output_field=BooleanField()
-    )
+def reading(now: datetime) -> dict[str, Q]:
+    """`paused(now)` as what a caller locking chats reads of each (leases.lock_held), as
+    "is_paused": a chat's own columns, read as they are once its lock is taken."""
+    return {"is_paused": paused(now)}
 
 
 def is_paused(conversation_id: int, *, now: datetime) -> bool:
@@ -81,11 +80,11 @@ def extend_pause(conversation_id: int, *, until: datetime) -> None:
     ).update(paused_until=until)
 
 
-def hold_pending(conversation_id: int) -> int:
-    """Mark the chat's messages still waiting for the agent `paused`, in the transaction that
-    holds the chat's lease; returns how many."""
+def hold_pending(conversation_ids: list[int]) -> int:
+    """Mark the chats' messages still waiting for the agent `paused`, in the transaction that
+    holds the chats' leases; returns how many."""
     return Message.objects.filter(
-        conversation_id=conversation_id, status__in=Message.PENDING
+        conversation_id__in=conversation_ids, status__in=Message.PENDING
     ).update(
         status=Message.Status.PAUSED,
         ignore_reason=PAUSED_BEFORE_ANSWER,

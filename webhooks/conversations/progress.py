@@ -1,155 +1,237 @@
-"""What a worker records as it answers a conversation, step by step.
+"""What a worker records as it answers its conversations, step by step.
 
 Each step is one short transaction, run on a database thread while the worker's event loop goes
-on with other chats. Only the conversation's lease holder may write: a step that finds another
-worker holding the chat raises LeaseLostError, and the worker drops that chat at once.
+on with other chats. The two steps every message takes, storing the agent's answer
+(`store_replies`) and recording it sent then taking up the chat's next turn (`advance`), take
+the chats of many conversations at once (omnihub.db_batches.Batched): one statement serves them
+all. Only a conversation's lease holder may write: a chat another worker holds now gets a
+LeaseLostError, and the worker drops it at once.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from instances.selectors import tenant_config
-from webhooks.conversations import debounce, error_reply, leases, pacing, pausing
-from webhooks.conversations.attempts import Result, Stage, current_stage, record_attempt
+from webhooks.conversations import error_reply, leases, pacing, pausing, reply_parts, sending
+from webhooks.conversations.attempts import (
+    Result,
+    Stage,
+    agent_answered_in_attempt,
+    attempt_ended,
+    current_stage,
+    new_attempt,
+)
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at, next_try_at
+from webhooks.conversations.turns import (
+    Taken,
+    Turn,
+    begin_turns,
+    read_chats,
+)
 from webhooks.integrations.agents.client import AgentReply
-from webhooks.models import Message, ReplyPart
+from webhooks.models import Conversation, Message, MessageAttempt, ReplyPart
 
 logger = logging.getLogger(__name__)
 
 Status = Message.Status
+# Media are large and personal: kept only until the message is answered.
+_ANSWERED = {"status": Status.ANSWERED, "last_error": "", "media_base64": ""}
+# Up to this many answered turns in one step, each message gets an UPDATE of its own.
+FEW = 3
 
 
-@dataclass(slots=True)
-class Turn:
-    """What a worker takes up next in a chat: the answer to a message, or to a burst of them
-    (debounce), or the notice sent for one that failed.
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A turn whose reply went out; `last_sent` is its last part with the WhatsApp id Evolution
+    gave it, recorded here with the turn's outcome (None: nothing was left to send)."""
 
-    The answer (or notice) is stored on `carrier`, the first of the messages; `followers` are
-    answered with it and share its status. `parts` are its reply's parts, in order, once the
-    agent has answered; `notice` is the notice to send, for a notice's turn."""
-
-    carrier: Message
-    followers: list[Message] = field(default_factory=list)
-    parts: list[ReplyPart] = field(default_factory=list)
-    notice: ReplyPart | None = None
-
-    @property
-    def messages(self) -> list[Message]:
-        return [self.carrier, *self.followers]
+    turn: Turn
+    last_sent: tuple[ReplyPart, str] | None = None
 
 
-def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) -> Turn | None:
-    """The chat's next turn, in arrival order, its messages marked processing; None when there
-    is none to take up now (or the worker is `stopping`), and the chat has been handed back,
-    ready again when its next turn is due.
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What a chat hands to `advance`: the turn it answered, if any, and whether its worker is
+    stopping (then nothing new is taken up, and the chat is handed back)."""
 
-    A message waiting for its retry, or a notice waiting for its own, holds back the messages
-    behind it: the agent never sees a chat out of order, nor a user its answers."""
+    conversation_id: int
+    answered: Answered | None = None
+    stopping: bool = False
+
+
+def store_replies(worker_id: str, replies: list[tuple[Turn, AgentReply]]) -> list[bool | Exception]:
+    """The agents' answers, each stored with the parts it is sent as before any is sent: a
+    failed send is retried alone, and the agent is not asked again. For each, whether it may be
+    sent now: the first part's send, about to start, is recorded in the same transaction. Not
+    in a chat paused while its answer was being made (a person took over meanwhile): the reply
+    is kept, unsent, and its messages are marked paused."""
     now = timezone.now()
+    outcomes: list[bool | Exception] = []
+    attempts: list[MessageAttempt] = []
+    parts: list[ReplyPart] = []
+    withheld: list[Turn] = []
     with transaction.atomic():
-        if not leases.lock_if_held(conversation_id, worker_id):
-            raise LeaseLostError(conversation_id)
-        chat = (
-            Message.objects.filter(conversation_id=conversation_id)
-            .defer("raw_payload")
-            .order_by("id")
-        )
-        # Two look-ups, each by its own index: an OR of them would read the chat's history.
-        first = chat.filter(status__in=Message.PENDING).first()
-        failed = chat.filter(notice_due_at__isnull=False).first()
-        for message in (first, failed):
-            if message is not None:
-                # Read once per few seconds per process, not joined to every message.
-                message.instance = tenant_config(message.instance_id)
-        if (first or failed) and pausing.is_paused(conversation_id, now=now):
-            # A paused chat's waiting messages are not answered, then or later, nor are the
-            # notices of its failures sent into a conversation a person has taken over.
-            pausing.hold_pending(conversation_id)
-            chat.filter(notice_due_at__isnull=False).update(notice_due_at=None)
-            first = failed = None
-        if failed is not None and (first is None or failed.pk < first.pk):
-            return _begin_notice(failed, worker_id, now=now, stopping=stopping)
-        if first is None:
-            leases.hand_back(conversation_id, worker_id, ready_at=None)
-            return None
-        due = first.next_attempt_at or now
-        if due > now or stopping:
-            leases.hand_back(conversation_id, worker_id, ready_at=due)
-            return None
-        if first.attempts:
-            # Taken up before: its batch, as it was formed, is tried again together.
-            batch = [first, *chat.filter(answered_with=first)]
-        else:
-            chosen = debounce.batch_or_quiet_at(first, now=now)
-            if isinstance(chosen, datetime):
-                leases.hand_back(conversation_id, worker_id, ready_at=chosen)
-                return None
-            batch = chosen
-        _take_up(batch, now=now)
-        parts = _reply_parts(first)
-    return Turn(first, batch[1:], parts)
+        chats = {turn.conversation_id for turn, _ in replies}
+        held = leases.lock_held(worker_id, chats, reading=pausing.reading(now))
+        for turn, reply in replies:
+            if turn.conversation_id not in held:
+                outcomes.append(LeaseLostError(turn.conversation_id))
+                continue
+            paused = held[turn.conversation_id]["is_paused"]
+            carrier = turn.carrier
+            texts = pacing.reply_parts(reply.text, split=carrier.instance.split_replies)
+            turn.parts = reply_parts.parts_of(carrier, texts, started_at=None if paused else now)
+            parts += turn.parts
+            carrier.reply_text = reply.text
+            carrier.agent_latency_ms = reply.latency_ms
+            carrier.agent_answered_at = carrier.updated_at = now
+            carrier.send_started_at = now if turn.parts and not paused else None
+            if paused:
+                withheld.append(turn)
+                # The attempt ends here: its rows are written now (else with its send's).
+                attempts.append(
+                    new_attempt(carrier, Stage.AGENT, Result.OK, latency_ms=reply.latency_ms)
+                )
+            outcomes.append(not paused)
+        MessageAttempt.objects.bulk_create(attempts)
+        ReplyPart.objects.bulk_create(parts)
+        for turn, _ in replies:
+            if turn.conversation_id in held:
+                # One UPDATE each: bulk_update's CASE costs more per row and field.
+                _store_reply(turn.carrier)
+        for turn in withheld:
+            _withhold(turn, worker_id)
+    return outcomes
 
 
-def _reply_parts(message: Message) -> list[ReplyPart]:
-    """The parts the message's stored reply is sent as. A canned reply, set at intake without
-    parts (the web path stays one insert), gets them when first taken up."""
-    if not message.reply_text:
-        return []
-    parts = list(message.parts.filter(kind=ReplyPart.Kind.REPLY))
-    return parts or _create_parts(message, message.reply_text)
-
-
-def _create_parts(
-    message: Message, text: str, *, started_at: datetime | None = None
-) -> list[ReplyPart]:
-    """`text` as the parts it is sent in, stored; `started_at`: the first part's send begins
-    now, recorded with them."""
-    texts = pacing.reply_parts(text, split=message.instance.split_replies)
-    return ReplyPart.objects.bulk_create(
-        ReplyPart(
-            message=message,
-            position=position,
-            text=part,
-            attempts=1 if started_at and position == 0 else 0,
-            send_started_at=started_at if position == 0 else None,
-        )
-        for position, part in enumerate(texts)
+def _store_reply(message: Message) -> None:
+    Message.objects.filter(pk=message.pk).update(
+        reply_text=message.reply_text,
+        agent_latency_ms=message.agent_latency_ms,
+        agent_answered_at=message.agent_answered_at,
+        send_started_at=message.send_started_at,
+        updated_at=message.updated_at,
     )
 
 
-def store_reply(turn: Turn, reply: AgentReply, worker_id: str) -> None:
-    """The agent's answer, stored with the parts it is sent as before any is sent: a failed
-    send is retried alone, and the agent is not asked again. The first part's send, about to
-    start, is recorded in the same transaction."""
+def advance(worker_id: str, steps: list[Step]) -> list[Taken | Exception]:
+    """Record each chat's answered turn, then take up its next turn (begin_turns): one
+    transaction under the chats' locks, so a message that arrived meanwhile is either seen
+    here or makes its chat ready again.
+
+    A chat whose turn found nothing behind it, and that was not queued again since, has
+    nothing more to take up: it is handed back without looking."""
     now = timezone.now()
-    carrier = turn.carrier
+    answered = [step.answered for step in steps if step.answered]
+    ending = [m.pk for answer in answered for m in answer.turn.messages]
     with transaction.atomic():
-        record_attempt(carrier, Stage.AGENT, Result.OK, latency_ms=reply.latency_ms)
-        turn.parts = _create_parts(carrier, reply.text, started_at=now)
-        _write([carrier], worker_id, reply_text=reply.text, agent_latency_ms=reply.latency_ms,
-               agent_answered_at=now, send_started_at=now if turn.parts else None)  # fmt: skip
+        chats = {step.conversation_id for step in steps}
+        held = leases.lock_held(worker_id, chats, reading={"queued": F("times_queued")})
+        _record_answered([a for a in answered if a.turn.conversation_id in held], now=now)
+        done = {a.turn.conversation_id for a in answered if _nothing_more(a.turn, held)}
+        leases.hand_back(worker_id, dict.fromkeys(done))
+        taken: dict[int, Taken] = dict.fromkeys(done)
+        rest = Conversation.objects.filter(pk__in=held.keys() - done)
+        now_read = read_chats(rest, now=now, excluding=ending) if held.keys() - done else {}
+        for stopping in (False, True):
+            mine = {s.conversation_id for s in steps if s.stopping is stopping}
+            rows = {chat: row for chat, row in now_read.items() if chat in mine}
+            taken |= begin_turns(worker_id, rows, now=now, stopping=stopping)
+    lost = LeaseLostError
+    return [taken.get(step.conversation_id, lost(step.conversation_id)) for step in steps]
 
 
-def mark_part_sending(part: ReplyPart, worker_id: str) -> None:
-    """Recorded before each send: if its outcome is never learnt (a crash, a timeout after the
-    request went out), the next try looks for the part in Evolution before sending it again."""
-    _write_part(part, worker_id, send_started_at=timezone.now(), attempts=part.attempts + 1)
+def _nothing_more(turn: Turn, held: dict[int, dict[str, Any]]) -> bool:
+    row = held.get(turn.conversation_id)
+    return row is not None and turn.nothing_behind and row["queued"] == turn.chat_times_queued
+
+
+def _record_answered(done: list[Answered], *, now: datetime) -> None:
+    """The turns' messages answered; each last part sent with the WhatsApp id Evolution gave
+    it. The reply's id is its first part's."""
+    if not done:
+        return
+    sent = [answer.last_sent for answer in done if answer.last_sent is not None]
+    for part, whatsapp_id in sent:
+        part.sent_at, part.whatsapp_id, part.last_error = now, whatsapp_id, ""
+    _record_sent([part for part, _ in sent])
+    MessageAttempt.objects.bulk_create(
+        row for answer in done for row in _attempt_answered(answer.turn.carrier)
+    )
+    messages = [message for answer in done for message in answer.turn.messages]
+    for answer in done:
+        carrier, parts = answer.turn.carrier, answer.turn.parts
+        carrier.reply_whatsapp_id = parts[0].whatsapp_id if parts else ""
+    answered = {**_ANSWERED, "answered_at": now, "updated_at": now}
+    if len(done) <= FEW:
+        # Each reply's id, the one thing that differs, in one UPDATE per message: cheaper than
+        # the subquery below for a few (an UPDATE is 0.4-1 ms of CPU here, the subquery ~2 ms).
+        for message in messages:
+            Message.objects.filter(pk=message.pk).update(
+                **answered, reply_whatsapp_id=message.reply_whatsapp_id
+            )
+    else:
+        first_part = ReplyPart.objects.filter(
+            message=OuterRef("pk"), kind=ReplyPart.Kind.REPLY, position=0
+        )
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            **answered,
+            # The carrier's first part's; a follower has no parts of its own, and a reply with
+            # nothing to send none at all.
+            reply_whatsapp_id=Coalesce(Subquery(first_part.values("whatsapp_id")[:1]), Value("")),
+        )
+    for message in messages:
+        for name, value in _ANSWERED.items():
+            setattr(message, name, value)
+        message.answered_at = message.updated_at = now
+    for answer in done:
+        logger.info("message %s answered", answer.turn.carrier.pk)
+
+
+def _attempt_answered(carrier: Message) -> list[MessageAttempt]:
+    if carrier.reply_text:
+        return attempt_ended(carrier, Stage.SEND, Result.OK)
+    if agent_answered_in_attempt(carrier):  # it had nothing to say: nothing was sent
+        return [new_attempt(carrier, Stage.AGENT, Result.OK, latency_ms=carrier.agent_latency_ms)]
+    return []
+
+
+def _record_sent(parts: list[ReplyPart]) -> None:
+    """Each part's send recorded (sent_at, whatsapp_id, last_error) in one statement: an upsert
+    (INSERT … ON CONFLICT (id) DO UPDATE) of rows that exist, where bulk_update's CASE costs
+    ~0.4 ms of CPU per row and field. A part a person deleted meanwhile, with its message,
+    fails the transaction on the message's foreign key rather than come back."""
+    ReplyPart.objects.bulk_create(
+        parts,
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["sent_at", "whatsapp_id", "last_error"],
+    )
 
 
 def withhold_if_paused(turn: Turn, worker_id: str) -> bool:
-    """Checked just before a reply is sent: a chat paused while its answer was being made (a
-    person took over meanwhile) is not written to; the reply is kept, unsent, on the message,
-    marked paused."""
-    if not pausing.is_paused(turn.carrier.conversation_id, now=timezone.now()):
-        return False
+    """Checked just before a stored reply is sent (a retry's, a canned one): a chat paused
+    since is not written to; the reply is kept, unsent, on the message, marked paused."""
+    with transaction.atomic():
+        held = leases.lock_held(
+            worker_id, [turn.conversation_id], reading=pausing.reading(timezone.now())
+        )
+        if turn.conversation_id not in held:
+            raise LeaseLostError(turn.conversation_id)
+        if held[turn.conversation_id]["is_paused"]:
+            _withhold(turn, worker_id)
+            return True
+    return False
+
+
+def _withhold(turn: Turn, worker_id: str) -> None:
     _write(
         turn.messages,
         worker_id,
@@ -163,44 +245,6 @@ def withhold_if_paused(turn: Turn, worker_id: str) -> bool:
         send_started_at=None
     )
     logger.info("message %s: not answered, its chat was paused", turn.carrier.pk)
-    return True
-
-
-def record_part_sent(part: ReplyPart, whatsapp_id: str, worker_id: str) -> None:
-    _write_part(part, worker_id, sent_at=timezone.now(), whatsapp_id=whatsapp_id, last_error="")
-
-
-def record_part_failure(
-    part: ReplyPart, error: str, worker_id: str, *, maybe_delivered: bool
-) -> None:
-    """A send that failed: when it surely reached no one, the next try sends it without
-    looking for it first."""
-    changes: dict[str, Any] = {"last_error": error}
-    if not maybe_delivered:
-        changes["send_started_at"] = None
-    _write_part(part, worker_id, **changes)
-
-
-def record_answered(
-    turn: Turn, worker_id: str, last_sent: tuple[ReplyPart, str] | None = None
-) -> None:
-    """The turn's messages answered; `last_sent`, its last part and the WhatsApp id Evolution
-    gave it, is recorded in the same transaction. The reply's id is its first part's."""
-    now = timezone.now()
-    # Media are large and personal: kept only until the message is answered.
-    answered = {"status": Status.ANSWERED, "answered_at": now, "last_error": "", "media_base64": ""}
-    with transaction.atomic():
-        if turn.carrier.reply_text:  # else the agent had nothing to say, and nothing was sent
-            record_attempt(turn.carrier, Stage.SEND, Result.OK)
-        if last_sent is not None:
-            record_part_sent(*last_sent, worker_id)
-        reply_id = {"reply_whatsapp_id": turn.parts[0].whatsapp_id if turn.parts else ""}
-        if turn.followers:
-            _write(turn.messages, worker_id, **answered)
-            _write([turn.carrier], worker_id, **reply_id)
-        else:
-            _write([turn.carrier], worker_id, **answered, **reply_id)
-    logger.info("message %s answered", turn.carrier.pk)
 
 
 def record_failure(turn: Turn, error: str, worker_id: str, *, retryable: bool) -> None:
@@ -212,7 +256,9 @@ def record_failure(turn: Turn, error: str, worker_id: str, *, retryable: bool) -
     status = Status.RETRYING if retry_at else Status.FAILED
     with transaction.atomic():
         result = Result.RETRYING if retry_at else Result.FAILED
-        record_attempt(carrier, current_stage(carrier), result, error=error)
+        MessageAttempt.objects.bulk_create(
+            attempt_ended(carrier, current_stage(carrier), result, error=error)
+        )
         _write(turn.messages, worker_id, last_error=error, next_attempt_at=retry_at, status=status)
         if retry_at is None and (due := error_reply.queue(carrier, now=now)):
             _write([carrier], worker_id, notice_due_at=due)
@@ -228,7 +274,7 @@ def record_failure(turn: Turn, error: str, worker_id: str, *, retryable: bool) -
 def record_notice_sent(turn: Turn, whatsapp_id: str, worker_id: str) -> None:
     assert turn.notice is not None
     with transaction.atomic():
-        record_part_sent(turn.notice, whatsapp_id, worker_id)
+        sending.record_part_sent(turn.notice, whatsapp_id, worker_id)
         _write([turn.carrier], worker_id, notice_due_at=None)
     logger.info("message %s: its %s was sent", turn.carrier.pk, turn.notice.label)
 
@@ -252,45 +298,6 @@ def record_notice_failure(turn: Turn, error: str, worker_id: str, *, retryable: 
         logger.error("message %s: its %s was not sent: %s", turn.carrier.pk, notice.label, error)
 
 
-def _begin_notice(
-    message: Message, worker_id: str, *, now: datetime, stopping: bool
-) -> Turn | None:
-    """The turn that sends `message`'s notice, once it is due. The message keeps its status."""
-    due = message.notice_due_at
-    assert due is not None
-    if due > now or stopping:
-        leases.hand_back(message.conversation_id, worker_id, ready_at=due)
-        return None
-    notice = message.parts.exclude(kind=ReplyPart.Kind.REPLY).filter(sent_at=None).first()
-    if notice is None:  # sent meanwhile: nothing is left to do for it
-        Message.objects.filter(pk=message.pk).update(notice_due_at=None)
-        leases.hand_back(message.conversation_id, worker_id, ready_at=now)
-        return None
-    return Turn(message, notice=notice)
-
-
-def _take_up(batch: list[Message], *, now: datetime) -> None:
-    first, followers = batch[0], batch[1:]
-    Message.objects.filter(pk__in=[m.pk for m in batch]).update(
-        status=Status.PROCESSING,
-        attempts=F("attempts") + 1,
-        attempt_started_at=now,
-        next_attempt_at=None,
-        updated_at=now,
-    )
-    joining = [m.pk for m in followers if m.answered_with_id is None]
-    if joining:
-        Message.objects.filter(pk__in=joining).update(answered_with=first)
-    for message in batch:
-        message.status = Status.PROCESSING
-        message.attempts += 1
-        message.attempt_started_at = now
-        message.next_attempt_at = None
-        message.updated_at = now
-    for message in followers:
-        message.answered_with_id = first.pk
-
-
 def _write(messages: list[Message], worker_id: str, **changes: Any) -> None:
     changes["updated_at"] = timezone.now()
     held = Message.objects.filter(
@@ -301,11 +308,3 @@ def _write(messages: list[Message], worker_id: str, **changes: Any) -> None:
     for message in messages:
         for name, value in changes.items():
             setattr(message, name, value)
-
-
-def _write_part(part: ReplyPart, worker_id: str, **changes: Any) -> None:
-    held = ReplyPart.objects.filter(pk=part.pk, message__conversation__lease_owner=worker_id)
-    if not held.update(**changes):
-        raise LeaseLostError(part.message.conversation_id)
-    for name, value in changes.items():
-        setattr(part, name, value)

@@ -62,6 +62,9 @@ def retry_message(message: Message) -> Message:
     now = timezone.now()
     carrier_id = message.answered_with_id or message.pk
     with transaction.atomic():
+        # The chat's row first, as in every transaction that writes a chat's messages: a
+        # worker taking the chat up locks it, then its messages.
+        leases.mark_ready(message.conversation_id, now=now, new_message=False)
         # Guarded: a worker may have taken a retrying message up since it was read.
         batch = Message.objects.filter(
             Q(pk=carrier_id) | Q(answered_with_id=carrier_id), status__in=RETRYABLE_BY_A_PERSON
@@ -76,7 +79,6 @@ def retry_message(message: Message) -> Message:
         )
         if not queued:
             raise MessageNotRetryableError(f"message {message.pk} is being answered already")
-        leases.mark_ready(message.conversation_id, now=now, new_message=False)
     message.refresh_from_db()
     logger.info("message %s queued again", message.pk)
     return message

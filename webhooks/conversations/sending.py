@@ -1,6 +1,6 @@
 """The send path: the parts of a reply, or a notice, sent through Evolution in order, each once.
 
-Every send is recorded before the call (progress.mark_part_sending). A part whose earlier send
+Every send is recorded before the call (mark_part_sending). A part whose earlier send
 has an unknown outcome (a timeout after the request went out, a crash) is looked for among the
 chat's recent messages in Evolution first, and recorded as sent if it is there: Evolution takes
 no idempotency key. Parts already sent are never sent again, so a failed part is retried alone.
@@ -11,11 +11,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from omnihub.db_threads import run_in_db_thread
-from webhooks.conversations import pacing, progress
+from webhooks.conversations import pacing
+from webhooks.conversations.leases import LeaseLostError
 from webhooks.integrations.evolution import client as evolution
 from webhooks.integrations.transport import HttpClient, OutboundError
 from webhooks.models import Message, ReplyPart
@@ -40,7 +43,7 @@ class Sender:
             sent_id = await self._send(message, part, fresh=part is started, of=len(parts))
             if number == len(unsent):
                 return part, sent_id
-            await run_in_db_thread(progress.record_part_sent, part, sent_id, self.worker_id)
+            await run_in_db_thread(record_part_sent, part, sent_id, self.worker_id)
         return None
 
     async def _send(self, message: Message, part: ReplyPart, *, fresh: bool, of: int) -> str:
@@ -54,7 +57,7 @@ class Sender:
                         message.pk, part.label, part.position + 1,
                     )  # fmt: skip
                     return found
-            await run_in_db_thread(progress.mark_part_sending, part, self.worker_id)
+            await run_in_db_thread(mark_part_sending, part, self.worker_id)
         tenant = message.instance
         delay_ms = pacing.typing_delay_ms(part.text, ms_per_char=tenant.typing_ms_per_char)
         try:
@@ -71,7 +74,7 @@ class Sender:
             )
         except OutboundError as error:
             await run_in_db_thread(
-                progress.record_part_failure, part, str(error), self.worker_id,
+                record_part_failure, part, str(error), self.worker_id,
                 maybe_delivered=error.maybe_delivered,
             )  # fmt: skip
             where = f" at part {part.position + 1} of {of}" if of > 1 else ""
@@ -123,3 +126,35 @@ def _sent_ids_since(conversation_id: int, since: datetime) -> set[str]:
         .exclude(whatsapp_id="")
         .values_list("whatsapp_id", flat=True)
     )
+
+
+# What is recorded of each part's send, by its chat's lease holder only.
+
+
+def mark_part_sending(part: ReplyPart, worker_id: str) -> None:
+    """Recorded before each send: if its outcome is never learnt (a crash, a timeout after the
+    request went out), the next try looks for the part in Evolution before sending it again."""
+    _write_part(part, worker_id, send_started_at=timezone.now(), attempts=part.attempts + 1)
+
+
+def record_part_sent(part: ReplyPart, whatsapp_id: str, worker_id: str) -> None:
+    _write_part(part, worker_id, sent_at=timezone.now(), whatsapp_id=whatsapp_id, last_error="")
+
+
+def record_part_failure(
+    part: ReplyPart, error: str, worker_id: str, *, maybe_delivered: bool
+) -> None:
+    """A send that failed: when it surely reached no one, the next try sends it without
+    looking for it first."""
+    changes: dict[str, Any] = {"last_error": error}
+    if not maybe_delivered:
+        changes["send_started_at"] = None
+    _write_part(part, worker_id, **changes)
+
+
+def _write_part(part: ReplyPart, worker_id: str, **changes: Any) -> None:
+    held = ReplyPart.objects.filter(pk=part.pk, message__conversation__lease_owner=worker_id)
+    if not held.update(**changes):
+        raise LeaseLostError(part.message.conversation_id)
+    for name, value in changes.items():
+        setattr(part, name, value)

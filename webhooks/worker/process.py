@@ -18,26 +18,25 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import uvloop
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from omnihub.db_threads import run_in_db_thread
 from webhooks.conversations import leases
-from webhooks.conversations.answering import Answerer
+from webhooks.conversations.answering import Answerer, Steps
 from webhooks.conversations.leases import LeaseLostError
+from webhooks.conversations.turns import claim_turns
 from webhooks.integrations import transport
 from webhooks.worker import wakeup
 
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 100
-# httpcore 1.0's pool looks at every one of its connections each time a request starts or ends
-# (and, for each idle one, at all of them again): a worker's connections are split over this
-# many clients, a conversation always answered through the same one.
-HTTP_CLIENTS = 16
+# A claim is a transaction of several statements, whatever it takes: seconds between two.
+CLAIM_INTERVAL = 0.02
 
 
 class Worker:
@@ -62,10 +61,13 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._rung = False  # the wake-up listener rang since the last claim
 
     def run(self) -> None:
         """Run until SIGINT or SIGTERM; a second signal cuts the grace period short."""
-        asyncio.run(self.serve(handle_signals=True))
+        # uvloop, as uvicorn serves the web: the loop's own work is a large part of what a
+        # thousand conversations waiting on HTTP cost.
+        asyncio.run(self.serve(handle_signals=True), loop_factory=uvloop.new_event_loop)
 
     def stop(self) -> None:
         """Stop claiming and finish what is under way; safe to call from any thread."""
@@ -74,6 +76,10 @@ class Worker:
 
     def _stopping(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def _ring(self) -> None:
+        self._rung = True
         self._wake.set()
 
     async def serve(self, *, handle_signals: bool = False) -> None:
@@ -85,20 +91,18 @@ class Worker:
         stop_listening = threading.Event()
         listener = threading.Thread(
             target=wakeup.listen,
-            args=(lambda: loop.call_soon_threadsafe(self._wake.set), stop_listening),
+            args=(lambda: loop.call_soon_threadsafe(self._ring), stop_listening),
             name="wake-up",
             daemon=True,
         )
         listener.start()
-        async with _clients() as clients:
-            answerers = [
-                Answerer(self.id, client, lambda: not self._stop.is_set()) for client in clients
-            ]
+        async with transport.new_client() as client:
+            answerer = Answerer(self.id, client, Steps(self.id), lambda: not self._stop.is_set())
             heartbeat = asyncio.create_task(self._renew_leases())
             logger.info("worker %s started: up to %d conversations", self.id, self.concurrency)
             self.started.set()
             try:
-                await self._claim_until_stopped(answerers)
+                await self._claim_until_stopped(answerer)
                 await self._finish_in_flight()
             finally:
                 heartbeat.cancel()
@@ -109,9 +113,9 @@ class Worker:
     async def drain(self) -> None:
         """Answer every conversation ready now or soon (retries), then return: for tests and
         one-off runs."""
-        async with _clients() as clients:
-            answerers = [Answerer(self.id, client) for client in clients]
-            while await self._claim(answerers) or self.in_flight or await self._retry_due_soon():
+        async with transport.new_client() as client:
+            answerer = Answerer(self.id, client, Steps(self.id))
+            while await self._claim(answerer) or self.in_flight or await self._retry_due_soon():
                 if self.in_flight:
                     await asyncio.wait(
                         self.in_flight.values(),
@@ -131,11 +135,19 @@ class Worker:
         logger.info("%s: finishing the conversations under way", signal.strsignal(signum))
         self._stopping()
 
-    async def _claim_until_stopped(self, answerers: list[Answerer]) -> None:
+    async def _claim_until_stopped(self, answerer: Answerer) -> None:
+        loop = asyncio.get_running_loop()
+        last_claim = -CLAIM_INTERVAL
         while not self._stop.is_set():
+            # While chats keep becoming ready, claims come at most this often, each taking
+            # every chat that became ready meanwhile; the first after a quiet spell is at once.
+            await asyncio.sleep(max(0.0, last_claim + CLAIM_INTERVAL - loop.time()))
+            last_claim = loop.time()
             self._wake.clear()
+            # A ring says a chat became ready: no need to look before the claim's transaction.
+            rung, self._rung = self._rung, False
             try:
-                claimed = await self._claim(answerers)
+                claimed = await self._claim(answerer, look_first=not rung)
             except DatabaseError:
                 logger.exception("claiming conversations failed; trying again shortly")
                 claimed = 0
@@ -144,21 +156,20 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
-    async def _claim(self, answerers: list[Answerer]) -> int:
+    async def _claim(self, answerer: Answerer, *, look_first: bool = True) -> int:
         room = self.concurrency - len(self.in_flight)
         if room <= 0:
             return 0
-        claimed = await run_in_db_thread(
-            leases.claim_ready, self.id, limit=min(room, CLAIM_BATCH),
-            lease_seconds=self.lease_seconds, holding=list(self.in_flight),
+        claimed, turns = await run_in_db_thread(
+            claim_turns, self.id, limit=min(room, CLAIM_BATCH), lease_seconds=self.lease_seconds,
+            holding=list(self.in_flight), look_first=look_first,
         )  # fmt: skip
-        for conversation_id in claimed:
-            answerer = answerers[conversation_id % len(answerers)]
-            task = asyncio.create_task(answerer.answer_conversation(conversation_id))
+        for conversation_id, turn in turns.items():
+            task = asyncio.create_task(answerer.answer_conversation(conversation_id, turn))
             self.in_flight[conversation_id] = task
             self.idle.clear()
             task.add_done_callback(functools.partial(self._done, conversation_id))
-        return len(claimed)
+        return claimed
 
     def _done(self, conversation_id: int, task: asyncio.Task[int]) -> None:
         # The chat may have been handed back, made ready and claimed again by a new task
@@ -219,16 +230,6 @@ class Worker:
         if cut_short:
             released = await run_in_db_thread(leases.release, self.id, cut_short)
             logger.warning("handed back %d conversations cut short", released)
-
-
-@contextlib.asynccontextmanager
-async def _clients() -> AsyncIterator[list[transport.HttpClient]]:
-    tls = transport.tls_context()
-    async with contextlib.AsyncExitStack() as stack:
-        yield [
-            await stack.enter_async_context(transport.new_client(share=HTTP_CLIENTS, tls=tls))
-            for _ in range(HTTP_CLIENTS)
-        ]
 
 
 def _renew(worker_id: str, conversation_ids: list[int], *, lease_seconds: float) -> set[int]:

@@ -11,6 +11,7 @@ commits that make none ready (a worker's own) wake nothing.
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -22,7 +23,9 @@ from webhooks.models import Conversation
 
 logger = logging.getLogger(__name__)
 
-SQLITE_WATCH_INTERVAL = 0.01
+SQLITE_WATCH_INTERVAL = 0.005
+# A look for a ready chat is a query: at most one per this many seconds, however many commits.
+SQLITE_LOOK_INTERVAL = 0.02
 
 
 def listen(on_ring: Callable[[], None], stopping: threading.Event) -> None:
@@ -56,10 +59,14 @@ def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> Non
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA data_version")
         seen = cursor.fetchone()[0]
+        changed, looked = False, float("-inf")
         while not stopping.wait(SQLITE_WATCH_INTERVAL):
             cursor.execute("PRAGMA data_version")
             version = cursor.fetchone()[0]
             if version != seen:
-                seen = version
+                seen, changed = version, True
+            # Under load every few milliseconds bring a commit: they are looked at together.
+            if changed and time.monotonic() - looked >= SQLITE_LOOK_INTERVAL:
+                changed, looked = False, time.monotonic()
                 if Conversation.objects.filter(ready(timezone.now())).exists():
                     on_ring()

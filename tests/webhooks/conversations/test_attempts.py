@@ -10,6 +10,7 @@ from tests.webhooks.conftest import answer_all, evolution_payload, post_webhook
 from webhooks.conversations import progress
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.retries import next_attempt_at, retry_message
+from webhooks.conversations.turns import Turn
 from webhooks.models import Conversation, Message, MessageAttempt
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,7 +162,7 @@ def test_a_step_of_a_worker_that_lost_its_lease_records_no_attempt():
 
     with pytest.raises(LeaseLostError):
         progress.record_failure(
-            progress.Turn(message), "the agent answered 503", "this-worker", retryable=True
+            Turn(message), "the agent answered 503", "this-worker", retryable=True
         )
 
     assert not MessageAttempt.objects.exists()

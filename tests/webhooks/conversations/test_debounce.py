@@ -12,8 +12,8 @@ from tests.factories import MessageFactory
 from tests.fakes import sends
 from tests.webhooks.conftest import a_worker, answer_all, post_webhook, running, text_in_chat
 from webhooks.conversations import leases
-from webhooks.conversations.progress import begin_next
 from webhooks.conversations.retries import retry_message
+from webhooks.conversations.turns import begin_next
 from webhooks.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

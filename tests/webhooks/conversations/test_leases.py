@@ -10,7 +10,7 @@ from django.utils import timezone
 from tests.factories import ConversationFactory, MessageFactory
 from webhooks.conversations import leases
 from webhooks.conversations.leases import LeaseLostError
-from webhooks.conversations.progress import begin_next
+from webhooks.conversations.turns import Turn, begin_next
 from webhooks.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -164,6 +164,60 @@ def test_a_message_committed_after_its_chat_was_handed_back_makes_the_chat_ready
     taken_up = begin_next(chat.pk, "w2")
     assert taken_up is not None
     assert taken_up.carrier.status == Message.Status.PROCESSING
+
+
+def _waiting_for_a_lock(backend_pid: int) -> bool:
+    """Whether the PostgreSQL backend `backend_pid` is blocked on a lock another holds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)",
+                       [backend_pid])  # fmt: skip
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite runs one write transaction at a time"
+)
+def test_a_message_committed_while_its_holder_waited_for_the_chat_is_taken_up():
+    """The holder's lock waits for a webhook that holds the chat's row, with its message and
+    its mark_ready; the webhook commits while the holder waits. The holder must see the
+    message: on PostgreSQL a statement that waited for a lock reads other tables as they were
+    when it began."""
+    chat = ready_chat()
+    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    holder_pid: list[int] = []
+    taken: list[object] = []
+    webhook_holds_the_chat = threading.Event()
+
+    def holder() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                holder_pid.append(cursor.fetchone()[0])
+            assert webhook_holds_the_chat.wait(10)
+            taken.append(begin_next(chat.pk, "w1"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    with transaction.atomic():
+        leases.mark_ready(chat.pk, now=timezone.now())  # the webhook takes the chat's row
+        message = MessageFactory.create(
+            instance=chat.instance, chat_jid=chat.chat_jid, conversation=chat
+        )
+        webhook_holds_the_chat.set()
+        while not (holder_pid and _waiting_for_a_lock(holder_pid[0])):
+            thread.join(0.01)  # until the holder's statement waits on the chat's row
+    thread.join(10)
+
+    (turn,) = taken
+    chat.refresh_from_db()
+    # Taken up, or the chat left ready for it: never handed back with it waiting.
+    if turn is None:
+        assert chat.ready_at is not None
+    else:
+        assert isinstance(turn, Turn)
+        assert turn.carrier.pk == message.pk
 
 
 def test_work_cut_short_is_handed_back_ready_at_once():
