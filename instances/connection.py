@@ -1,24 +1,23 @@
 """Linking a tenant to its Evolution in one step, and checking that the link works: what the
-API, the admin and the CLI share. The calls are async (the worker's clients); these functions
-run them to completion for synchronous callers, on a client of their own.
+API, the admin and the CLI share. The calls are async (the worker's clients,
+instances.link_calls); these functions run them to completion for synchronous callers, on a
+client of their own.
+
+link_calls is imported when an operator asks for a link or a check, not with the admin and the
+API that import this module: its outbound client (aiohttp) would add ~14 MiB to every web
+process, which otherwise makes no outbound call.
 """
 
 import asyncio
-from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils.crypto import constant_time_compare
 
 from instances import services
-from instances.evolution_webhook import EVENTS, evolution_webhook_config, webhook_url
+from instances.evolution_webhook import evolution_webhook_config
+from instances.link_status import Check as Check
+from instances.link_status import ConnectionStatus as ConnectionStatus
 from instances.models import InstanceConfig
 from instances.selectors import valid_webhook_secrets
-from webhooks.integrations import transport
-from webhooks.integrations.agents import client as agents
-from webhooks.integrations.evolution import client as evolution
-
-# Answers of the agent's run endpoint to an empty request that show the server and key work.
-_AGENT_ANSWERS = frozenset({200, 400, 422})
 
 
 class ConnectionNotPossibleError(Exception):
@@ -29,23 +28,6 @@ class EvolutionCallError(Exception):
     """Evolution refused or did not answer; the message says why in plain words."""
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStatus:
-    evolution: Check  # the WhatsApp connection of the instance
-    webhook: Check  # whether Evolution's webhook points at this tenant
-    agent: Check  # whether the Agents API answers
-
-    @property
-    def ok(self) -> bool:
-        return self.evolution.ok and self.webhook.ok and self.agent.ok
-
-
 def connect_instance(instance: InstanceConfig) -> InstanceConfig:
     """Give the tenant's Evolution instance this tenant's webhook (URL, events, signed with its
     secret), then switch webhook authentication on: in that order, so that a failed call
@@ -54,14 +36,18 @@ def connect_instance(instance: InstanceConfig) -> InstanceConfig:
         raise ConnectionNotPossibleError(
             "OMNIHUB_PUBLIC_URL is not set: Evolution needs the URL it can reach Omnihub at"
         )
-    _require_own_evolution(instance)
+    if not instance.evolution_url or not instance.evolution_key:
+        raise ConnectionNotPossibleError(
+            f"instance {instance.name!r} has no Evolution URL and key of its own: set them first"
+        )
     if not instance.webhook_secret:
         instance = services.update_instance(instance, webhook_secret=services.new_webhook_secret())
     webhook = evolution_webhook_config(instance, reveal=True)
-    try:
-        asyncio.run(_set_webhook(instance, webhook))
-    except transport.OutboundError as error:
-        raise EvolutionCallError(_plain_evolution_error(error)) from None
+    from instances import link_calls
+
+    refusal = asyncio.run(link_calls.set_webhook(instance, webhook))
+    if refusal is not None:
+        raise EvolutionCallError(refusal)
     return services.update_instance(instance, require_webhook_auth=True)
 
 
@@ -69,128 +55,6 @@ def connection_status(instance: InstanceConfig) -> ConnectionStatus:
     """Evolution's connection state, its webhook, and the Agents API, checked at once."""
     # Read here: the checks run on an event loop, where Django allows no database access.
     secrets = valid_webhook_secrets(instance.pk)
-    return asyncio.run(_status(instance, secrets))
+    from instances import link_calls
 
-
-def _require_own_evolution(instance: InstanceConfig) -> None:
-    if not instance.evolution_url or not instance.evolution_key:
-        raise ConnectionNotPossibleError(
-            f"instance {instance.name!r} has no Evolution URL and key of its own: set them first"
-        )
-
-
-async def _set_webhook(instance: InstanceConfig, webhook: dict[str, object]) -> None:
-    async with transport.new_client() as client:
-        await evolution.set_webhook(
-            client,
-            base_url=instance.evolution_url,
-            api_key=instance.evolution_key,
-            instance=instance.whatsapp_instance,
-            webhook=webhook,
-            deadline=settings.EVOLUTION_TIMEOUT,
-        )
-
-
-async def _status(instance: InstanceConfig, secrets: list[str]) -> ConnectionStatus:
-    async with transport.new_client() as client:
-        if instance.evolution_url and instance.evolution_key:
-            state, webhook = await asyncio.gather(
-                _connection_check(client, instance), _webhook_check(client, instance, secrets)
-            )
-        else:
-            state = webhook = Check(
-                False, "no Evolution URL and key of its own: replies go through each webhook's"
-            )
-        agent = await _agent_check(client, instance)
-    return ConnectionStatus(evolution=state, webhook=webhook, agent=agent)
-
-
-async def _connection_check(client: transport.HttpClient, tenant: InstanceConfig) -> Check:
-    try:
-        state = await evolution.connection_state(
-            client, deadline=settings.EVOLUTION_TIMEOUT, **_evolution_args(tenant)
-        )
-    except transport.OutboundError as error:
-        return Check(False, _plain_evolution_error(error))
-    if state == "open":
-        return Check(True, "open: WhatsApp is connected")
-    if state == "connecting":
-        return Check(False, "connecting: WhatsApp is not connected yet (scan the QR code?)")
-    return Check(False, f"{state or 'unknown'}: WhatsApp is not connected")
-
-
-async def _webhook_check(
-    client: transport.HttpClient, tenant: InstanceConfig, secrets: list[str]
-) -> Check:
-    try:
-        on_file = await evolution.find_webhook(
-            client, deadline=settings.EVOLUTION_TIMEOUT, **_evolution_args(tenant)
-        )
-    except transport.OutboundError as error:
-        return Check(False, _plain_evolution_error(error))
-    expected = webhook_url(tenant)
-    if on_file is None or not on_file.url:
-        return Check(False, f"Evolution has no webhook for this instance; expected {expected}")
-    if not _same_webhook_url(on_file.url, tenant):
-        return Check(False, f"Evolution's webhook points at {on_file.url}, not at {expected}")
-    if not on_file.enabled:
-        return Check(False, "Evolution's webhook for this tenant is disabled")
-    if not set(EVENTS) <= set(on_file.events):
-        return Check(False, "Evolution's webhook does not send MESSAGES_UPSERT")
-    if tenant.require_webhook_auth and not _signs_with_one_of(on_file.jwt_key, secrets):
-        return Check(
-            False,
-            "Evolution's webhook is not signed with this tenant's secret (headers.jwt_key): "
-            "its webhooks are refused; run instance_connect",
-        )
-    return Check(True, f"points at this tenant ({on_file.url})")
-
-
-async def _agent_check(client: transport.HttpClient, tenant: InstanceConfig) -> Check:
-    try:
-        status = await agents.probe_agent(
-            client,
-            base_url=tenant.agent_api_url,
-            api_key=tenant.agent_api_key,
-            agent=tenant.default_agent,
-            deadline=min(settings.EVOLUTION_TIMEOUT, tenant.agent_timeout),
-        )
-    except transport.OutboundError as error:
-        return Check(False, f"unreachable: {error}")
-    if status in _AGENT_ANSWERS:
-        return Check(True, f"the Agents API answers (agent {tenant.default_agent!r})")
-    if status in (401, 403):
-        return Check(False, f"wrong key: the Agents API answered {status}")
-    if status == 404:
-        return Check(False, f"unknown agent {tenant.default_agent!r} or wrong URL (404)")
-    return Check(False, f"the Agents API answered {status}")
-
-
-def _evolution_args(tenant: InstanceConfig) -> dict[str, str]:
-    return {
-        "base_url": tenant.evolution_url,
-        "api_key": tenant.evolution_key,
-        "instance": tenant.whatsapp_instance,
-    }
-
-
-def _same_webhook_url(url: str, tenant: InstanceConfig) -> bool:
-    expected = webhook_url(tenant)
-    if settings.OMNIHUB_PUBLIC_URL:
-        return url.rstrip("/") == expected
-    # Without the public URL only the path can be compared.
-    return url.rstrip("/").endswith(expected.partition(">")[2])
-
-
-def _signs_with_one_of(jwt_key: str, secrets: list[str]) -> bool:
-    return bool(jwt_key) and any(constant_time_compare(jwt_key, secret) for secret in secrets)
-
-
-def _plain_evolution_error(error: transport.OutboundError) -> str:
-    if error.status_code in (401, 403):
-        return f"wrong key: Evolution answered {error.status_code}"
-    if error.status_code == 404:
-        return "unknown instance: Evolution has no instance of this tenant's WhatsApp name"
-    if error.status_code is None and error.retryable:
-        return f"unreachable: {error}"
-    return str(error)
+    return asyncio.run(link_calls.status(instance, secrets))

@@ -1,5 +1,7 @@
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -7,6 +9,7 @@ from typing import Any
 from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 
 from omnihub.asgi import BoundedRequests, SharedSyncThread
+from tests.processes import ROOT, child_env
 
 HTTP = {"type": "http", "headers": []}
 
@@ -219,3 +222,18 @@ def test_other_requests_keep_a_thread_each_for_their_sync_work():
 
     assert len(set(threads)) == 3
     assert not any(thread.name.startswith("webhook-sync") for thread in threads[:2])
+
+
+def test_the_web_application_loads_no_outbound_client(tmp_path):
+    # The web makes outbound calls only when an operator asks for a link or a check
+    # (instances.connection): the client (aiohttp, ~14 MiB) stays out of every web process
+    # until then. A fresh interpreter, as uvicorn starts one, with the admin and API loaded.
+    loads = (
+        "import sys, omnihub.asgi, omnihub.urls;"
+        "print(sorted({'aiohttp', 'yarl'} & set(sys.modules)))"
+    )
+    env = child_env(DATABASE_URL=f"sqlite:///{tmp_path / 'unused.db'}")
+    run = subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-c", loads], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "[]"
