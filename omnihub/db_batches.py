@@ -9,7 +9,6 @@ calls arrive faster than runs end.
 """
 
 import asyncio
-import functools
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,44 +95,47 @@ class Batched[T, R]:
         del state.waiting[: self.max_items]
         state.running += 1
 
-        def settle(run: "asyncio.Task[Sequence[Outcome[R]]]") -> None:
+        def ended(_: "asyncio.Task[None]") -> None:
             state.running -= 1
             state.ended_at = loop.time()
             self._start_when_due(loop, state)
-            if run.cancelled() or run.exception() is None or len(taken) == 1:
-                self._settle(taken, run)
+
+        loop.create_task(self._run(taken)).add_done_callback(ended)
+
+    async def _run(self, taken: list[_Waiting[T, R]]) -> None:
+        try:
+            outcomes = await self._outcomes(taken)
+            if isinstance(outcomes, BaseException) and len(taken) > 1:
+                # One item may have failed the whole run: each is run again by itself, so that
+                # an error is only its own caller's; one after another, in the order they came,
+                # and before the next run, so that a chat's items keep their order.
+                for waiting in taken:
+                    self._settle([waiting], await self._outcomes([waiting]))
                 return
-            # One item may have failed the whole run: each is run again by itself, so that an
-            # error is only its own caller's.
+            self._settle(taken, outcomes)
+        except asyncio.CancelledError:
             for waiting in taken:
-                alone = [waiting]
-                self._run(loop, alone, functools.partial(self._settle, alone))
+                waiting.future.cancel()  # no-op for those settled already
+            raise
 
-        self._run(loop, taken, settle)
+    async def _outcomes(self, taken: list[_Waiting[T, R]]) -> Sequence[Outcome[R]] | BaseException:
+        """The run's outcome for each item, or the error the run raised."""
+        try:
+            outcomes = await run_in_db_thread(self.function, [w.item for w in taken])
+        except Exception as error:
+            return error
+        if len(outcomes) != len(taken):
+            return RuntimeError(
+                f"{self.function!r} gave {len(outcomes)} outcomes for {len(taken)} items"
+            )
+        return outcomes
 
-    def _run(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        taken: list[_Waiting[T, R]],
-        settle: Callable[["asyncio.Task[Sequence[Outcome[R]]]"], None],
-    ) -> None:
-        run = loop.create_task(run_in_db_thread(self.function, [w.item for w in taken]))
-        run.add_done_callback(settle)
-
+    @staticmethod
     def _settle(
-        self, taken: list[_Waiting[T, R]], run: "asyncio.Task[Sequence[Outcome[R]]]"
+        taken: list[_Waiting[T, R]], outcomes: Sequence[Outcome[R]] | BaseException
     ) -> None:
-        if run.cancelled():
-            outcomes: Sequence[Outcome[R]] = [asyncio.CancelledError()] * len(taken)
-        elif (error := run.exception()) is not None:
-            outcomes = [error] * len(taken)
-        else:
-            outcomes = run.result()
-            if len(outcomes) != len(taken):
-                mismatch = RuntimeError(
-                    f"{self.function!r} gave {len(outcomes)} outcomes for {len(taken)} items"
-                )
-                outcomes = [mismatch] * len(taken)
+        if isinstance(outcomes, BaseException):
+            outcomes = [outcomes] * len(taken)
         for waiting, outcome in zip(taken, outcomes, strict=True):
             if waiting.future.done():  # its caller stopped waiting
                 continue

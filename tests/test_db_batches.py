@@ -169,3 +169,31 @@ def test_an_item_that_fails_its_run_fails_alone_and_the_others_are_run_again_wit
     assert str(behind[1]) == "the run of [-3] was undone"
     assert recorder.runs[:2] == [[1], [2, -3, 4]]
     assert sorted(recorder.runs[2:]) == [[-3], [2], [4]]
+
+
+def test_a_failed_run_s_items_are_run_again_one_by_one_in_order_before_the_next_run():
+    runs: list[list[int]] = []
+    failing_run_started, release_it = threading.Event(), threading.Event()
+
+    def all_or_nothing(items: list[int]) -> list[int | BaseException]:
+        runs.append(list(items))
+        if -3 in items and len(items) > 1:
+            failing_run_started.set()
+            assert release_it.wait(timeout=30)
+            raise LookupError(f"the run of {items} was undone")
+        return [LookupError("no -3") if item < 0 else item * 10 for item in items]
+
+    async def scenario() -> list[object]:
+        batched = Batched(all_or_nothing)
+        first = [asyncio.create_task(batched(item)) for item in (2, -3, 4)]  # runs [2], [-3, 4]
+        await asyncio.to_thread(failing_run_started.wait, 30)
+        later = asyncio.create_task(batched(5))  # e.g. the same chat's next message
+        await asyncio.sleep(0)
+        release_it.set()
+        return await asyncio.gather(*first, later, return_exceptions=True)
+
+    results = async_to_sync(scenario)()
+
+    assert (results[0], results[2], results[3]) == (20, 40, 50)
+    assert isinstance(results[1], LookupError)
+    assert runs == [[2], [-3, 4], [-3], [4], [5]]
