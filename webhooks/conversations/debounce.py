@@ -3,7 +3,7 @@
 People often write in bursts ("Hi" / "I ordered yesterday" / "it has not arrived"). With the
 tenant's `debounce_seconds` set, the worker waits until the chat has been quiet that long, then
 asks the agent once for every message that arrived meanwhile. Decided by the worker under the
-conversation's row lock (webhooks.conversations.progress.begin_next), so intake is unchanged and
+conversation's row lock (webhooks.conversations.turns.begin_turns), so intake is unchanged and
 a burst is taken up once, by one worker, however many share the database.
 """
 

@@ -2,8 +2,9 @@
 writes `Conversation.ready_at` and its lease.
 
 - A webhook marks its chat ready in the transaction that stores the message (`mark_ready`).
-- A worker claims ready chats whose lease is free (`claim_ready`); a lease that expired is free,
-  so the chats of a worker that died are simply claimable again, with no separate sweep.
+- A worker claims ready chats whose lease is free (`take_leases`, in the transaction that takes
+  up their turns: webhooks.conversations.turns.claim_turns); a lease that expired is free, so
+  the chats of a worker that died are simply claimable again, with no separate sweep.
 - The holder renews its leases while it lives (`renew`), and hands a chat back under the
   chat's row lock (`lock_held`) once it has nothing left to do now (`hand_back`).
 
@@ -113,7 +114,9 @@ def take_leases(
     claimable.filter(pk__in=Subquery(locked[:limit])).update(
         lease_owner=worker_id, leased_until=until
     )
-    return Conversation.objects.filter(lease_owner=worker_id, leased_until=until)
+    # Its ready_at, untouched by the claim, keeps the read on the index of ready chats: the
+    # lease's columns have none, and the table holds every chat ever seen.
+    return Conversation.objects.filter(ready_at__lte=now, lease_owner=worker_id, leased_until=until)
 
 
 def _claimable(now: datetime, holding: Collection[int]) -> QuerySet[Conversation]:
@@ -140,8 +143,9 @@ def lock_held(
     whose lease `worker_id` still owns; returns them, each with what `reading` names (e.g.
     {"is_paused": pausing.paused(now)}), read under the same lock.
 
-    The lock does not block storing the chats' messages (FOR NO KEY UPDATE), only another
-    `mark_ready`, pause or hand-back of the same chats."""
+    The lock (FOR NO KEY UPDATE) is the one intake takes on a chat whose message it stores,
+    and any other write of the row: webhooks of these chats wait for this transaction, which
+    is why a worker's steps are short ones."""
     assert connection.in_atomic_block, "the lock lasts only as long as a transaction"
     chats = Conversation.objects.select_for_update(no_key=True).filter(
         pk__in=conversation_ids, lease_owner=worker_id

@@ -139,8 +139,11 @@ def _store_in_one_transaction(arrivals: Sequence[Arrival], *, now: datetime) -> 
         leases.note_message(*sorted({m.conversation_id for m in messages} - ready), now=now)
         note_contact_names(chats.values())
         if learned:
-            # Only once committed: a rolled-back conversation must not be remembered.
-            transaction.on_commit(lambda: cache.set_many(learned, CONVERSATION_CACHE_SECONDS))
+            # Only once committed: a rolled-back conversation must not be remembered. Robust: a
+            # cache that fails then costs a lookup later, never the stored messages' answers.
+            transaction.on_commit(
+                lambda: cache.set_many(learned, CONVERSATION_CACHE_SECONDS), robust=True
+            )
     return messages
 
 
