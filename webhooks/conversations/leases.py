@@ -77,18 +77,6 @@ def note_message(*conversation_ids: int, now: datetime) -> None:
         Conversation.objects.filter(pk__in=conversation_ids).update(last_message_at=now)
 
 
-def claim_ready(
-    worker_id: str, *, limit: int, lease_seconds: float, holding: Collection[int] = ()
-) -> list[int]:
-    """Lease up to `limit` ready conversations to `worker_id`, the longest waiting first, none
-    of those it is `holding` (its own lease may have run out while it is still answering)."""
-    if not any_claimable(holding):
-        return []
-    with transaction.atomic():
-        claimed = take_leases(worker_id, limit=limit, lease_seconds=lease_seconds, holding=holding)
-        return list(claimed.order_by("ready_at").values_list("pk", flat=True))
-
-
 def any_claimable(holding: Collection[int] = ()) -> bool:
     """Whether a chat is ready to be claimed. Looked at before a claim's transaction: on SQLite
     a write transaction takes the database's one write lock, which webhooks wait for."""
@@ -98,8 +86,10 @@ def any_claimable(holding: Collection[int] = ()) -> bool:
 def take_leases(
     worker_id: str, *, limit: int, lease_seconds: float, holding: Collection[int] = ()
 ) -> QuerySet[Conversation]:
-    """claim_ready's claim, in the caller's transaction: the chats claimed, the longest waiting
-    first, as a queryset the caller reads what it needs of, in a statement after the claim.
+    """Lease up to `limit` ready conversations to `worker_id`, the longest waiting first, none
+    of those it is `holding` (its own lease may have run out while it is still answering), in
+    the caller's transaction: the chats claimed, as a queryset the caller reads what it needs
+    of, in a statement after the claim.
 
     On PostgreSQL, SKIP LOCKED lets workers on several machines claim side by side, never the
     same chat; SQLite runs one write transaction at a time, so claims there take turns. The

@@ -86,17 +86,6 @@ def claim_turns(
     return len(chats), {chat: turn for chat, turn in taken.items() if isinstance(turn, Turn)}
 
 
-def begin_next(conversation_id: int, worker_id: str, *, stopping: bool = False) -> Turn | None:
-    """begin_turns for one chat, in a transaction of its own; LeaseLostError when another
-    worker holds it."""
-    now = timezone.now()
-    with transaction.atomic():
-        if not leases.lock_held(worker_id, [conversation_id], reading={}):
-            raise LeaseLostError(conversation_id)
-        chats = read_chats(Conversation.objects.filter(pk=conversation_id), now=now)
-        return begin_turns(worker_id, chats, now=now, stopping=stopping)[conversation_id]
-
-
 @dataclass(frozen=True, slots=True)
 class ChatNow:
     """A chat as begin_turns needs it: whether it is paused; its first and last waiting

@@ -11,9 +11,8 @@ from django.utils import timezone
 from tests.factories import MessageFactory
 from tests.fakes import sends
 from tests.webhooks.conftest import a_worker, answer_all, post_webhook, running, text_in_chat
-from webhooks.conversations import leases
+from tests.webhooks.conversations.steps import begin_next, claim_ready
 from webhooks.conversations.retries import retry_message
-from webhooks.conversations.turns import begin_next
 from webhooks.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,14 +160,14 @@ def test_a_burst_taken_up_by_a_worker_that_died_is_taken_up_together_by_the_next
     MessageFactory.create(instance=tenant, chat_jid=first.chat_jid, text="Tudo bem?")
     arrived_ago(6)
     Conversation.objects.update(ready_at=timezone.now())
-    leases.claim_ready("w1", limit=1, lease_seconds=60)
+    claim_ready("w1", limit=1, lease_seconds=60)
     taken = begin_next(first.conversation_id, "w1")
     assert taken is not None
     # w1 dies while the agent thinks; its lease runs out and w2 claims the chat.
     Conversation.objects.update(leased_until=timezone.now() - timedelta(seconds=1))
     MessageFactory.create(instance=tenant, chat_jid=first.chat_jid, text="Alô?")
     arrived_ago(6)
-    assert leases.claim_ready("w2", limit=1, lease_seconds=60) == [first.conversation_id]
+    assert claim_ready("w2", limit=1, lease_seconds=60) == [first.conversation_id]
 
     again = begin_next(first.conversation_id, "w2")
 

@@ -8,9 +8,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.factories import ConversationFactory, MessageFactory
+from tests.webhooks.conversations.steps import begin_next, claim_ready
 from webhooks.conversations import leases
 from webhooks.conversations.leases import LeaseLostError
-from webhooks.conversations.turns import Turn, begin_next
+from webhooks.conversations.turns import Turn
 from webhooks.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,8 +24,8 @@ def ready_chat(**fields) -> Conversation:
 def test_a_ready_chat_is_claimed_once():
     chat = ready_chat()
 
-    assert leases.claim_ready("w1", limit=10, lease_seconds=60) == [chat.pk]
-    assert leases.claim_ready("w2", limit=10, lease_seconds=60) == []
+    assert claim_ready("w1", limit=10, lease_seconds=60) == [chat.pk]
+    assert claim_ready("w2", limit=10, lease_seconds=60) == []
     chat.refresh_from_db()
     assert chat.lease_owner == "w1"
     assert chat.leased_until is not None
@@ -34,28 +35,28 @@ def test_a_ready_chat_is_claimed_once():
 def test_a_chat_whose_lease_expired_is_claimable_again_without_a_sweep():
     chat = ready_chat(lease_owner="dead", leased_until=timezone.now() - timedelta(seconds=1))
 
-    assert leases.claim_ready("w1", limit=10, lease_seconds=60) == [chat.pk]
+    assert claim_ready("w1", limit=10, lease_seconds=60) == [chat.pk]
 
 
 def test_a_worker_does_not_claim_again_a_chat_it_is_still_answering():
     chat = ready_chat(lease_owner="w1", leased_until=timezone.now() - timedelta(seconds=1))
 
-    assert leases.claim_ready("w1", limit=10, lease_seconds=60, holding=[chat.pk]) == []
-    assert leases.claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
+    assert claim_ready("w1", limit=10, lease_seconds=60, holding=[chat.pk]) == []
+    assert claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
 
 
 def test_a_chat_not_ready_or_ready_later_is_not_claimed():
     ConversationFactory.create(ready_at=None)
     ConversationFactory.create(ready_at=timezone.now() + timedelta(minutes=1))
 
-    assert leases.claim_ready("w1", limit=10, lease_seconds=60) == []
+    assert claim_ready("w1", limit=10, lease_seconds=60) == []
 
 
 def test_claims_take_the_longest_waiting_first_up_to_the_limit():
     now = timezone.now()
     chats = [ConversationFactory.create(ready_at=now - timedelta(seconds=s)) for s in (1, 3, 2)]
 
-    claimed = leases.claim_ready("w1", limit=2, lease_seconds=60)
+    claimed = claim_ready("w1", limit=2, lease_seconds=60)
 
     assert claimed == [chats[1].pk, chats[2].pk]
 
@@ -74,7 +75,7 @@ def test_a_new_message_keeps_a_retry_time_already_set():
 def test_renewing_extends_the_leases_still_owned_and_names_those_taken_over():
     mine = ready_chat()
     taken = ready_chat()
-    leases.claim_ready("w1", limit=10, lease_seconds=1)
+    claim_ready("w1", limit=10, lease_seconds=1)
     Conversation.objects.filter(pk=taken.pk).update(lease_owner="w2")
 
     assert leases.renew("w1", [mine.pk, taken.pk], lease_seconds=60) == {taken.pk}
@@ -85,7 +86,7 @@ def test_renewing_extends_the_leases_still_owned_and_names_those_taken_over():
 
 def test_a_chat_with_nothing_pending_is_handed_back_not_ready():
     chat = ready_chat()
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
 
     assert begin_next(chat.pk, "w1") is None
 
@@ -99,7 +100,7 @@ def test_a_chat_whose_next_message_waits_for_a_retry_is_handed_back_until_then()
     MessageFactory.create(instance=message.instance, chat_jid=message.chat_jid)  # waits behind it
     chat = message.conversation
     Conversation.objects.filter(pk=chat.pk).update(ready_at=timezone.now())
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
 
     assert begin_next(chat.pk, "w1") is None
 
@@ -112,7 +113,7 @@ def test_the_next_message_is_the_oldest_pending_one_marked_processing():
     first = MessageFactory.create()
     MessageFactory.create(instance=first.instance, chat_jid=first.chat_jid)
     Conversation.objects.update(ready_at=timezone.now())
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
 
     turn = begin_next(first.conversation_id, "w1")
 
@@ -124,7 +125,7 @@ def test_the_next_message_is_the_oldest_pending_one_marked_processing():
 def test_a_worker_whose_chat_was_taken_over_cannot_go_on():
     message = MessageFactory.create()
     Conversation.objects.update(ready_at=timezone.now())
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
     Conversation.objects.update(lease_owner="w2")
 
     with pytest.raises(LeaseLostError):
@@ -138,7 +139,7 @@ def test_a_message_committed_after_its_chat_was_handed_back_makes_the_chat_ready
     """The interleaving the row lock is for: the holder looks for more work before the
     webhook's transaction commits its message, and hands the chat back."""
     chat = ready_chat()
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
     stored, handed_back = threading.Event(), threading.Event()
 
     def webhook() -> None:
@@ -160,7 +161,7 @@ def test_a_message_committed_after_its_chat_was_handed_back_makes_the_chat_ready
     handed_back.set()
     thread.join(10)
 
-    assert leases.claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
+    assert claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
     taken_up = begin_next(chat.pk, "w2")
     assert taken_up is not None
     assert taken_up.carrier.status == Message.Status.PROCESSING
@@ -183,7 +184,7 @@ def test_a_message_committed_while_its_holder_waited_for_the_chat_is_taken_up():
     message: on PostgreSQL a statement that waited for a lock reads other tables as they were
     when it began."""
     chat = ready_chat()
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
     holder_pid: list[int] = []
     taken: list[object] = []
     webhook_holds_the_chat = threading.Event()
@@ -222,7 +223,7 @@ def test_a_message_committed_while_its_holder_waited_for_the_chat_is_taken_up():
 
 def test_work_cut_short_is_handed_back_ready_at_once():
     chat = ready_chat()
-    leases.claim_ready("w1", limit=10, lease_seconds=60)
+    claim_ready("w1", limit=10, lease_seconds=60)
 
     assert leases.release("w1", [chat.pk]) == 1
 
@@ -230,4 +231,4 @@ def test_work_cut_short_is_handed_back_ready_at_once():
     assert chat.lease_owner == ""
     assert chat.ready_at is not None
     assert chat.ready_at <= timezone.now()
-    assert leases.claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
+    assert claim_ready("w2", limit=10, lease_seconds=60) == [chat.pk]
