@@ -178,13 +178,28 @@ def tenant_config(tenant_id: int) -> InstanceConfig:
     """The tenant's row, as this process read it within CONFIG_SECONDS and since it last
     changed a tenant: kept in this process's memory only, never in the cache CACHE_URL may
     share, since it holds the keys. InstanceConfig.DoesNotExist once the tenant is gone."""
-    kept = caches["process"]
-    key = f"omnihub:tenant-config:{kept.get_or_set(_CONFIGS, 0, None)}:{tenant_id}"
-    config: InstanceConfig | None = kept.get(key)
+    config = kept_tenant_config(tenant_id)
     if config is None:
         config = InstanceConfig.objects.get(pk=tenant_id)
-        kept.set(key, config, CONFIG_SECONDS)
+        keep_tenant_config(config)
     return config
+
+
+def kept_tenant_config(tenant_id: int) -> InstanceConfig | None:
+    """The tenant's row if this process keeps it (see tenant_config), else None: for a caller
+    that would rather read it along with something else (keep_tenant_config)."""
+    config: InstanceConfig | None = caches["process"].get(_config_key(tenant_id))
+    return config
+
+
+def keep_tenant_config(config: InstanceConfig) -> None:
+    """Keep a tenant's row, freshly read, for tenant_config and kept_tenant_config."""
+    caches["process"].set(_config_key(config.pk), config, CONFIG_SECONDS)
+
+
+def _config_key(tenant_id: int) -> str:
+    changes = caches["process"].get_or_set(_CONFIGS, 0, None)
+    return f"omnihub:tenant-config:{changes}:{tenant_id}"
 
 
 def _name_key(name: str) -> str:

@@ -6,6 +6,8 @@ from instances.selectors import (
     TenantNotFoundError,
     find_default_tenant,
     find_tenant,
+    keep_tenant_config,
+    kept_tenant_config,
     tenant_config,
     webhook_secrets,
 )
@@ -154,3 +156,17 @@ def test_the_config_of_a_deleted_tenant_is_not_found():
 
     with pytest.raises(InstanceConfig.DoesNotExist):
         tenant_config(stored.pk)
+
+
+def test_a_config_read_with_something_else_is_kept_for_the_next_message(
+    django_assert_num_queries,
+):
+    stored = InstanceConfigFactory.create(name="acme")
+    assert kept_tenant_config(stored.pk) is None
+
+    keep_tenant_config(InstanceConfig.objects.get(pk=stored.pk))
+
+    with django_assert_num_queries(0):
+        assert tenant_config(stored.pk).name == "acme"
+    update_instance(stored, default_agent="second")
+    assert kept_tenant_config(stored.pk) is None  # a change is read again at once

@@ -19,8 +19,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from instances.models import InstanceConfig
-from instances.selectors import tenant_config
+from instances.selectors import keep_tenant_config, kept_tenant_config
 from webhooks.conversations import debounce, leases, pausing, reply_parts
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.models import Conversation, Message, ReplyPart
@@ -88,9 +87,10 @@ def claim_turns(
 
 @dataclass(frozen=True, slots=True)
 class ChatNow:
-    """A chat as begin_turns needs it: whether it is paused; its first and last waiting
-    messages and its first failed one with a notice due; how often it had been queued."""
+    """A chat as begin_turns needs it: its tenant; whether it is paused; its first and last
+    waiting messages and its first failed one with a notice due; how often it had been queued."""
 
+    tenant: int
     is_paused: bool
     first: int | None
     last: int | None
@@ -126,11 +126,12 @@ def read_chats(
         last_pending=first(pending, "-pk"),
         first_notice=first(chat.filter(notice_due_at__isnull=False)),
     ).values_list(
-        "pk", "is_paused", "first_pending", "last_pending", "first_notice", "times_queued"
-    )
+        "pk", "instance_id", "is_paused", "first_pending", "last_pending", "first_notice",
+        "times_queued",
+    )  # fmt: skip
     return {
-        pk: ChatNow(bool(paused), first_id, last_id, notice_id, queued)
-        for pk, paused, first_id, last_id, notice_id, queued in rows
+        pk: ChatNow(tenant, bool(paused), first_id, last_id, notice_id, queued)
+        for pk, tenant, paused, first_id, last_id, notice_id, queued in rows
     }
 
 
@@ -149,7 +150,10 @@ def begin_turns(
             notice_due_at=None
         )
     live = {c: chat for c, chat in chats.items() if not chat.is_paused}
-    loaded = _load([pk for chat in live.values() for pk in (chat.first, chat.notice) if pk])
+    loaded = _load(
+        [pk for chat in live.values() for pk in (chat.first, chat.notice) if pk],
+        tenants={chat.tenant for chat in live.values()},
+    )
     plan = _Plan(worker_id, now=now, stopping=stopping)
     for c in chats:
         chat = live.get(c)
@@ -220,17 +224,24 @@ class _Plan:
         leases.hand_back(self.worker_id, self.hand_back)
 
 
-def _load(ids: list[int]) -> dict[int, Message]:
-    """The messages with these ids, each with its tenant (read once per few seconds per
-    process, not joined to every message)."""
+def _load(ids: list[int], *, tenants: set[int]) -> dict[int, Message]:
+    """The messages with these ids, each with its tenant (one of `tenants`): as this process
+    keeps it (instances.selectors.tenant_config), or when it keeps none of some, joined to
+    the messages: a tenant read by itself would cost a statement of its own."""
     if not ids:
         return {}
-    loaded = {m.pk: m for m in _deferred(Message.objects.filter(pk__in=ids))}
-    tenants: dict[int, InstanceConfig] = {}
+    kept = {tenant: kept_tenant_config(tenant) for tenant in tenants}
+    messages = _deferred(Message.objects.filter(pk__in=ids))
+    if None in kept.values():
+        messages = messages.select_related("instance")
+    loaded = {m.pk: m for m in messages}
     for message in loaded.values():
-        if message.instance_id not in tenants:
-            tenants[message.instance_id] = tenant_config(message.instance_id)
-        message.instance = tenants[message.instance_id]
+        config = kept.get(message.instance_id)
+        if config is None:
+            keep_tenant_config(message.instance)
+            kept[message.instance_id] = message.instance
+        else:
+            message.instance = config
     return loaded
 
 
