@@ -24,6 +24,7 @@ from django.db.models import DateTimeField, F, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
+from webhooks.conversations import doorbell
 from webhooks.models import Conversation
 
 # PostgreSQL delivers a NOTIFY at commit, and not at all on rollback.
@@ -65,10 +66,12 @@ def mark_ready(*conversation_ids: int, now: datetime, new_message: bool = True) 
     if new_message:
         changes["last_message_at"] = now
     Conversation.objects.filter(pk__in=conversation_ids).update(**changes)
+    # One wake-up for all of them: a worker that wakes claims every ready chat.
     if connection.vendor == "postgresql":
-        # One wake-up for all of them: a worker that wakes claims every ready chat.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [WAKE_UP_CHANNEL])
+    else:
+        transaction.on_commit(doorbell.ring, robust=True)
 
 
 def note_message(*conversation_ids: int, now: datetime) -> None:

@@ -2,13 +2,17 @@
 
 PostgreSQL: the webhook's transaction sends NOTIFY (webhooks.conversations.leases.mark_ready),
 which PostgreSQL delivers at commit, and not at all on rollback; each worker process LISTENs on
-one connection of its own. SQLite has no signal between processes, so a thread watches
+one connection of its own. SQLite has no signal between processes: the same transaction rings
+the doorbells of this machine's workers once it commits (webhooks.conversations.doorbell). A
+commit that rings none, such as a chat a stopping worker hands back, is seen by watching
 `PRAGMA data_version`, which changes whenever another connection commits: a read of the shared
-header, not a query on any table. Only then does it look for a ready conversation, so the many
-commits that make none ready (a worker's own) wake nothing.
+header, not a query on any table. Only then does the thread look for a ready conversation, so
+the many commits that make none ready (a worker's own) wake nothing.
 """
 
+import contextlib
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -16,14 +20,17 @@ from collections.abc import Callable
 
 import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from webhooks.conversations import doorbell
 from webhooks.conversations.leases import WAKE_UP_CHANNEL, ready
 from webhooks.models import Conversation
 
 logger = logging.getLogger(__name__)
 
-SQLITE_WATCH_INTERVAL = 0.005
+# Commits that ring no doorbell are seen within this many seconds.
+SQLITE_WATCH_INTERVAL = 0.02
 # A look for a ready chat is a query: at most one per this many seconds, however many commits.
 SQLITE_LOOK_INTERVAL = 0.02
 
@@ -38,9 +45,9 @@ def listen(on_ring: Callable[[], None], stopping: threading.Event) -> None:
                     _listen_postgres(on_ring, stopping)
                 else:
                     _watch_sqlite(on_ring, stopping)
-            except (psycopg.Error, sqlite3.Error):
+            except (psycopg.Error, sqlite3.Error, OSError):
                 # The worker still polls meanwhile; only its wake-up is slower.
-                logger.exception("wake-up listener lost its connection; reconnecting")
+                logger.exception("wake-up listener failed; starting it again")
                 stopping.wait(1.0)
     finally:
         connection.close()
@@ -56,13 +63,17 @@ def _listen_postgres(on_ring: Callable[[], None], stopping: threading.Event) -> 
 
 
 def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA data_version")
-        seen = cursor.fetchone()[0]
+    with doorbell.doorbell() as bell, connection.cursor() as cursor:
+        seen = _data_version(cursor)
         changed, looked = False, float("-inf")
-        while not stopping.wait(SQLITE_WATCH_INTERVAL):
-            cursor.execute("PRAGMA data_version")
-            version = cursor.fetchone()[0]
+        while not stopping.is_set():
+            if _rung(bell, SQLITE_WATCH_INTERVAL, stopping):
+                # The commit that rang made a chat ready: no need to look for one, and the
+                # claim that follows takes whatever the commits seen so far made ready.
+                seen, changed = _data_version(cursor), False
+                on_ring()
+                continue
+            version = _data_version(cursor)
             if version != seen:
                 seen, changed = version, True
             # Under load every few milliseconds bring a commit: they are looked at together.
@@ -70,3 +81,26 @@ def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> Non
                 changed, looked = False, time.monotonic()
                 if Conversation.objects.filter(ready(timezone.now())).exists():
                     on_ring()
+
+
+def _rung(bell: socket.socket | None, timeout: float, stopping: threading.Event) -> bool:
+    """Whether the doorbell rang within `timeout` (every ring waiting is taken)."""
+    if bell is None:
+        stopping.wait(timeout)
+        return False
+    bell.settimeout(timeout)
+    try:
+        bell.recv(16)
+    except TimeoutError:
+        return False
+    bell.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            bell.recv(16)
+    return True
+
+
+def _data_version(cursor: CursorWrapper) -> int:
+    cursor.execute("PRAGMA data_version")
+    version: int = cursor.fetchone()[0]
+    return version

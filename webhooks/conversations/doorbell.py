@@ -1,0 +1,80 @@
+"""How a commit that makes a chat ready wakes the workers of an SQLite database at once.
+
+SQLite has no signal between processes (PostgreSQL has NOTIFY), and all of its processes share
+one machine, so each worker process binds a Unix datagram socket, its doorbell, in a directory
+of its own user's named after the database; a transaction that makes chats ready rings every
+doorbell there once it commits. A ring is only a hint to look: a lost one costs a worker its
+next look (webhooks.worker.wakeup), never a message. Where Unix datagram sockets are missing,
+nothing rings and the workers look on their own.
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def doorbell() -> Iterator[socket.socket | None]:
+    """A socket this process is rung on while the block lasts (blocking: the caller sets its
+    timeout), or None where one cannot be made."""
+    directory = _directory()
+    path = directory / f"{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    except (AttributeError, OSError) as error:  # AttributeError: no AF_UNIX here
+        logger.warning("no doorbell (%s): workers find new messages by looking", error)
+        yield None
+        return
+    try:
+        try:
+            bell.bind(str(path))
+        except OSError as error:
+            logger.warning("no doorbell (%s): workers find new messages by looking", error)
+            yield None
+        else:
+            yield bell
+    finally:
+        bell.close()
+        path.unlink(missing_ok=True)
+
+
+def ring() -> None:
+    """Ring every doorbell of this database on this machine. Never fails its caller: it runs
+    after a commit that must stand whatever happens here."""
+    try:
+        paths = list(_directory().iterdir())
+    except OSError:
+        return  # no worker has a doorbell
+    try:
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    except (AttributeError, OSError):
+        return
+    with sender:
+        sender.setblocking(False)
+        for path in paths:
+            try:
+                sender.sendto(b"!", str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # left by a worker that died
+            except OSError:
+                pass  # its queue is full: rung already, or not ours to ring
+
+
+def _directory() -> Path:
+    # Named after the database, so that two Omnihubs on one machine ring only their own
+    # workers, and after the user, so that no one else's directory is taken for ours.
+    database = os.path.realpath(str(connection.settings_dict["NAME"]))
+    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+    user = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"omnihub-doorbells-{user}-{digest}"
