@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +28,12 @@ logger = logging.getLogger(__name__)
 def doorbell() -> Iterator[socket.socket | None]:
     """A socket this process is rung on while the block lasts (blocking: the caller sets its
     timeout), or None where one cannot be made."""
-    directory = _directory()
-    path = directory / f"{os.getpid()}-{secrets.token_hex(4)}"
+    place = directory()
+    path = place / f"{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        directory.mkdir(mode=0o700, exist_ok=True)
+        place.mkdir(mode=0o700, exist_ok=True)
+        if not _ours(place):
+            raise PermissionError(f"{place} is not a private directory of this user")
         bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     except (AttributeError, OSError) as error:  # AttributeError: no AF_UNIX here
         logger.warning("no doorbell (%s): workers find new messages by looking", error)
@@ -52,8 +55,10 @@ def doorbell() -> Iterator[socket.socket | None]:
 def ring() -> None:
     """Ring every doorbell of this database on this machine. Never fails its caller: it runs
     after a commit that must stand whatever happens here."""
+    place = directory()
     try:
-        paths = list(_directory().iterdir())
+        # Someone else's directory, or a link to one, is neither rung nor tidied.
+        paths = list(place.iterdir()) if _ours(place) else []
     except OSError:
         return  # no worker has a doorbell
     try:
@@ -66,12 +71,30 @@ def ring() -> None:
             try:
                 sender.sendto(b"!", str(path))
             except (ConnectionRefusedError, FileNotFoundError):
-                path.unlink(missing_ok=True)  # left by a worker that died
+                _remove_if_socket(path)  # left by a worker that died
             except OSError:
                 pass  # its queue is full: rung already, or not ours to ring
 
 
-def _directory() -> Path:
+def _ours(directory: Path) -> bool:
+    """Whether `directory` is a real directory (not a link) of this user's, closed to others:
+    one that someone else made first at its predictable name must be neither trusted with a
+    doorbell nor tidied."""
+    try:
+        status = directory.lstat()
+    except OSError:
+        return False
+    owner = os.getuid() if hasattr(os, "getuid") else status.st_uid
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == owner and not status.st_mode & 0o077
+
+
+def _remove_if_socket(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+
+
+def directory() -> Path:
     # Named after the database, so that two Omnihubs on one machine ring only their own
     # workers, and after the user, so that no one else's directory is taken for ours.
     database = os.path.realpath(str(connection.settings_dict["NAME"]))

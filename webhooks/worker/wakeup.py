@@ -29,8 +29,10 @@ from webhooks.models import Conversation
 
 logger = logging.getLogger(__name__)
 
-# Commits that ring no doorbell are seen within this many seconds.
+# Commits that ring no doorbell (webhooks.conversations.doorbell) are seen within this many
+# seconds; every commit is, where this process has no doorbell.
 SQLITE_WATCH_INTERVAL = 0.02
+SQLITE_WATCH_INTERVAL_WITHOUT_DOORBELL = 0.005
 # A look for a ready chat is a query: at most one per this many seconds, however many commits.
 SQLITE_LOOK_INTERVAL = 0.02
 
@@ -66,8 +68,9 @@ def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> Non
     with doorbell.doorbell() as bell, connection.cursor() as cursor:
         seen = _data_version(cursor)
         changed, looked = False, float("-inf")
+        interval = SQLITE_WATCH_INTERVAL if bell else SQLITE_WATCH_INTERVAL_WITHOUT_DOORBELL
         while not stopping.is_set():
-            if _rung(bell, SQLITE_WATCH_INTERVAL, stopping):
+            if _rung(bell, interval, stopping):
                 # The commit that rang made a chat ready: no need to look for one, and the
                 # claim that follows takes whatever the commits seen so far made ready.
                 seen, changed = _data_version(cursor), False

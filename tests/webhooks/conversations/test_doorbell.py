@@ -1,7 +1,10 @@
 """The doorbells that wake SQLite's workers: every one of the database's is rung after a
-commit that makes a chat ready, and a worker that died leaves none behind."""
+commit that makes a chat ready, a worker that died leaves none behind, and a directory that is
+not this user's alone is left as it is."""
 
+import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,55 @@ def test_the_doorbell_of_a_worker_that_died_is_taken_away_when_rung():
         doorbell.ring()
 
         assert not left.exists()
+
+
+def test_only_a_socket_that_refuses_a_ring_is_taken_away():
+    with doorbell.doorbell() as bell:
+        assert bell is not None
+        stranger = doorbell.directory() / "not-a-doorbell"
+        stranger.write_text("kept")
+
+        doorbell.ring()
+
+        assert stranger.read_text() == "kept"
+        stranger.unlink()
+
+
+@pytest.fixture
+def squatted(tmp_path: Path) -> Iterator[Path]:
+    """The doorbells' directory replaced by a link to another one, which holds a file."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "precious").write_text("kept")
+    place = doorbell.directory()
+    shutil.rmtree(place, ignore_errors=True)
+    place.symlink_to(target)
+    try:
+        yield target
+    finally:
+        place.unlink()
+
+
+def test_a_link_in_place_of_the_directory_is_neither_trusted_nor_tidied(squatted):
+    doorbell.ring()
+
+    assert (squatted / "precious").read_text() == "kept"
+    with doorbell.doorbell() as bell:
+        assert bell is None
+
+
+def test_a_directory_others_may_write_to_is_neither_trusted_nor_tidied():
+    place = doorbell.directory()
+    place.mkdir(mode=0o700, exist_ok=True)
+    place.chmod(0o777)
+    try:
+        (place / "precious").write_text("kept")
+
+        doorbell.ring()
+
+        assert (place / "precious").read_text() == "kept"
+        with doorbell.doorbell() as bell:
+            assert bell is None
+    finally:
+        (place / "precious").unlink(missing_ok=True)
+        place.chmod(0o700)

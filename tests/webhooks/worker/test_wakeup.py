@@ -9,6 +9,7 @@ from django.db import connection
 
 from tests.factories import InstanceConfigFactory
 from tests.webhooks.conftest import evolution_payload, post_webhook
+from webhooks.conversations import doorbell
 from webhooks.worker import wakeup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,6 +28,7 @@ def listening() -> Iterator[threading.Semaphore]:
         yield rung
     finally:
         stopping.set()
+        doorbell.ring()  # a listener waiting on its doorbell sees `stopping` at once
         listener.join(timeout=5)
 
 
