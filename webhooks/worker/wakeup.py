@@ -6,8 +6,9 @@ one connection of its own. SQLite has no signal between processes: the same tran
 the doorbells of this machine's workers once it commits (webhooks.conversations.doorbell). A
 commit that rings none, such as a chat a stopping worker hands back, is seen by watching
 `PRAGMA data_version`, which changes whenever another connection commits: a read of the shared
-header, not a query on any table. Only then does the thread look for a ready conversation, so
-the many commits that make none ready (a worker's own) wake nothing.
+header, not a query on any table. After a ring or such a commit, and only then, the thread
+looks for a conversation ready to claim, so that commits that make none claimable (a worker's
+own, a message behind a retry) wake nothing.
 """
 
 import contextlib
@@ -70,16 +71,13 @@ def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> Non
         changed, looked = False, float("-inf")
         interval = SQLITE_WATCH_INTERVAL if bell else SQLITE_WATCH_INTERVAL_WITHOUT_DOORBELL
         while not stopping.is_set():
-            if _rung(bell, interval, stopping):
-                # The commit that rang made a chat ready: no need to look for one, and the
-                # claim that follows takes whatever the commits seen so far made ready.
-                seen, changed = _data_version(cursor), False
-                on_ring()
-                continue
+            rung = _rung(bell, interval, stopping)
             version = _data_version(cursor)
-            if version != seen:
+            if rung or version != seen:
                 seen, changed = version, True
-            # Under load every few milliseconds bring a commit: they are looked at together.
+            # A ring is looked into too: its chat may be held by a worker, or its message wait
+            # behind a retry, and a claim would take SQLite's one write lock for nothing. Under
+            # load every few milliseconds bring a commit: they are looked at together.
             if changed and time.monotonic() - looked >= SQLITE_LOOK_INTERVAL:
                 changed, looked = False, time.monotonic()
                 if Conversation.objects.filter(ready(timezone.now())).exists():

@@ -55,7 +55,7 @@ def test_a_message_that_is_ignored_does_not_ring(rings):
 
 
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL has NOTIFY")
-def test_on_sqlite_a_stored_message_rings_without_waiting_for_a_look(monkeypatch):
+def test_on_sqlite_a_stored_message_rings_without_waiting_for_the_commit_watch(monkeypatch):
     InstanceConfigFactory.create(name="acme")
     # Commits are otherwise looked at only every minute: only the doorbell can ring in time.
     monkeypatch.setattr(wakeup, "SQLITE_WATCH_INTERVAL", 60.0)
