@@ -14,7 +14,6 @@ from django.conf import settings
 
 from instances import services
 from instances.evolution_webhook import evolution_webhook_config
-from instances.link_status import Check as Check
 from instances.link_status import ConnectionStatus as ConnectionStatus
 from instances.models import InstanceConfig
 from instances.selectors import valid_webhook_secrets

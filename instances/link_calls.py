@@ -24,11 +24,9 @@ async def set_webhook(instance: InstanceConfig, webhook: dict[str, object]) -> s
         try:
             await evolution.set_webhook(
                 client,
-                base_url=instance.evolution_url,
-                api_key=instance.evolution_key,
-                instance=instance.whatsapp_instance,
                 webhook=webhook,
                 deadline=settings.EVOLUTION_TIMEOUT,
+                **_evolution_args(instance),
             )
         except transport.OutboundError as error:
             return _plain_evolution_error(error)

@@ -43,12 +43,11 @@ class Answerer:
         self,
         worker_id: str,
         client: HttpClient,
-        steps: Steps | None = None,
         taking_up_messages: Callable[[], bool] = lambda: True,
     ) -> None:
         self.worker_id = worker_id
         self.client = client
-        self.steps = steps or Steps(worker_id)
+        self.steps = Steps(worker_id)
         self.taking_up_messages = taking_up_messages
 
     async def answer_conversation(self, conversation_id: int, turn: Turn | None = None) -> int:

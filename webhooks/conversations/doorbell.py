@@ -9,6 +9,7 @@ nothing rings and the workers look on their own.
 """
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -23,6 +24,8 @@ from django.db import connection
 
 logger = logging.getLogger(__name__)
 
+_USER = os.getuid() if hasattr(os, "getuid") else None  # None: no user ids here (Windows)
+
 
 @contextlib.contextmanager
 def doorbell() -> Iterator[socket.socket | None]:
@@ -30,23 +33,21 @@ def doorbell() -> Iterator[socket.socket | None]:
     timeout), or None where one cannot be made."""
     place = directory()
     path = place / f"{os.getpid()}-{secrets.token_hex(4)}"
+    bell: socket.socket | None = None
     try:
         place.mkdir(mode=0o700, exist_ok=True)
         if not _ours(place):
             raise PermissionError(f"{place} is not a private directory of this user")
         bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        bell.bind(str(path))
     except (AttributeError, OSError) as error:  # AttributeError: no AF_UNIX here
         logger.warning("no doorbell (%s): workers find new messages by looking", error)
+        if bell is not None:
+            bell.close()
         yield None
         return
     try:
-        try:
-            bell.bind(str(path))
-        except OSError as error:
-            logger.warning("no doorbell (%s): workers find new messages by looking", error)
-            yield None
-        else:
-            yield bell
+        yield bell
     finally:
         bell.close()
         path.unlink(missing_ok=True)
@@ -84,7 +85,7 @@ def _ours(directory: Path) -> bool:
         status = directory.lstat()
     except OSError:
         return False
-    owner = os.getuid() if hasattr(os, "getuid") else status.st_uid
+    owner = status.st_uid if _USER is None else _USER
     return stat.S_ISDIR(status.st_mode) and status.st_uid == owner and not status.st_mode & 0o077
 
 
@@ -95,9 +96,13 @@ def _remove_if_socket(path: Path) -> None:
 
 
 def directory() -> Path:
-    # Named after the database, so that two Omnihubs on one machine ring only their own
-    # workers, and after the user, so that no one else's directory is taken for ours.
-    database = os.path.realpath(str(connection.settings_dict["NAME"]))
-    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
-    user = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(tempfile.gettempdir()) / f"omnihub-doorbells-{user}-{digest}"
+    """Where the doorbells of this database on this machine are: named after the database, so
+    that two Omnihubs on one machine ring only their own workers, and after the user, so that
+    no one else's directory is taken for ours."""
+    return _directory_of(str(connection.settings_dict["NAME"]))
+
+
+@functools.cache  # asked after every commit that makes a chat ready: worked out once
+def _directory_of(database: str) -> Path:
+    digest = hashlib.sha256(os.path.realpath(database).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"omnihub-doorbells-{_USER or 0}-{digest}"

@@ -150,9 +150,10 @@ def begin_turns(
             notice_due_at=None
         )
     live = {c: chat for c, chat in chats.items() if not chat.is_paused}
+    waiting = [chat for chat in live.values() if chat.waiting]
     loaded = _load(
-        [pk for chat in live.values() for pk in (chat.first, chat.notice) if pk],
-        tenants={chat.tenant for chat in live.values()},
+        [pk for chat in waiting for pk in (chat.first, chat.notice) if pk],
+        tenants={chat.tenant for chat in waiting},
     )
     plan = _Plan(worker_id, now=now, stopping=stopping)
     for c in chats:

@@ -28,7 +28,7 @@ from webhooks.inbound.parsing import (
 )
 from webhooks.inbound.relay import ReplyServer, reply_server
 from webhooks.inbound.routing import tenant_and_event
-from webhooks.inbound.storage import Arrival, Duplicate, store_messages
+from webhooks.inbound.storage import Arrival, Duplicate, Stored, store_messages
 from webhooks.models import Message
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _arrival(
     return Arrival(tenant, incoming, screening, server, _redacted(payload))
 
 
-def _answer(arrival: Arrival, stored: Message | Duplicate | Exception) -> Outcome[WebhookOutcome]:
+def _answer(arrival: Arrival, stored: Stored) -> Outcome[WebhookOutcome]:
     message_id = arrival.incoming.message_id
     if isinstance(stored, Exception):
         return stored

@@ -68,7 +68,7 @@ class JsonAnswer:
 
 
 @asynccontextmanager
-async def new_client(*, tls: ssl.SSLContext | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+async def new_client() -> AsyncIterator[aiohttp.ClientSession]:
     """A session shared by calls of every tenant, closed when the block ends."""
     tracing = aiohttp.TraceConfig()
     tracing.on_request_headers_sent.append(_headers_sent)
@@ -76,7 +76,7 @@ async def new_client(*, tls: ssl.SSLContext | None = None) -> AsyncIterator[aioh
         limit=MAX_CONNECTIONS,
         limit_per_host=0,
         keepalive_timeout=KEEPALIVE_SECONDS,
-        ssl=tls or tls_context(),
+        ssl=tls_context(),
     )
     async with aiohttp.ClientSession(
         connector=connector,

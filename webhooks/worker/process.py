@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from omnihub.db_threads import run_in_db_thread
 from webhooks.conversations import leases
-from webhooks.conversations.answering import Answerer, Steps
+from webhooks.conversations.answering import Answerer
 from webhooks.conversations.leases import LeaseLostError
 from webhooks.conversations.turns import claim_turns
 from webhooks.integrations import transport
@@ -97,7 +97,7 @@ class Worker:
         )
         listener.start()
         async with transport.new_client() as client:
-            answerer = Answerer(self.id, client, Steps(self.id), lambda: not self._stop.is_set())
+            answerer = Answerer(self.id, client, lambda: not self._stop.is_set())
             heartbeat = asyncio.create_task(self._renew_leases())
             logger.info("worker %s started: up to %d conversations", self.id, self.concurrency)
             self.started.set()
@@ -114,7 +114,7 @@ class Worker:
         """Answer every conversation ready now or soon (retries), then return: for tests and
         one-off runs."""
         async with transport.new_client() as client:
-            answerer = Answerer(self.id, client, Steps(self.id))
+            answerer = Answerer(self.id, client)
             while await self._claim(answerer) or self.in_flight or await self._retry_due_soon():
                 if self.in_flight:
                     await asyncio.wait(

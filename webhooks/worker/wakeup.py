@@ -22,11 +22,9 @@ from collections.abc import Callable
 import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
-from django.utils import timezone
 
 from webhooks.conversations import doorbell
-from webhooks.conversations.leases import WAKE_UP_CHANNEL, ready
-from webhooks.models import Conversation
+from webhooks.conversations.leases import WAKE_UP_CHANNEL, any_claimable
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +78,7 @@ def _watch_sqlite(on_ring: Callable[[], None], stopping: threading.Event) -> Non
             # load every few milliseconds bring a commit: they are looked at together.
             if changed and time.monotonic() - looked >= SQLITE_LOOK_INTERVAL:
                 changed, looked = False, time.monotonic()
-                if Conversation.objects.filter(ready(timezone.now())).exists():
+                if any_claimable():
                     on_ring()
 
 
